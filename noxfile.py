@@ -1,0 +1,47 @@
+"""Sessions: tests per extra, lint, typecheck, bench. ``nox`` alone runs tests, lint, typecheck."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+EXTRAS = ["none", "mlflow", "wandb", "all"]
+
+
+def install(session: nox.Session, *groups: str, extra: str = "none") -> None:
+    session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
+    session.install("." if extra == "none" else f".[{extra}]")
+
+
+@nox.session
+@nox.parametrize("extra", EXTRAS)
+def tests(session: nox.Session, extra: str) -> None:
+    """Run the test suite with one extra installed ("none": the core alone)."""
+    install(session, "test", extra=extra)
+    session.run("pytest", *session.posargs, env={"TRACKSTACK_TEST_EXTRA": extra})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and common bugs with ruff."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Check types with mypy in strict mode."""
+    install(session, "typecheck")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks in benchmarks/ and print their figures."""
+    install(session, "test", extra="all")
+    session.run("python", "-m", "benchmarks", *session.posargs)

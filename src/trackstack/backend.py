@@ -1,0 +1,48 @@
+"""What an adapter declares and exchanges with the core through its backend hooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Capabilities", "RunStart", "StartedRun"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; the core and the conformance suite read these.
+
+    Limits left at ``None`` mean the backend has none the core must enforce.
+    """
+
+    nested_runs: bool = True
+    resume: bool = True
+    artifact_directories: bool = True
+    """False: the core uploads a directory file by file through the artifact hook."""
+    max_param_length: int | None = None
+    """Longest param value the backend stores whole; longer ones are rejected."""
+    max_tag_length: int | None = None
+    max_metrics_per_call: int = 1000
+    """Most points the core passes to one ``backend_log_metrics`` call."""
+    max_params_per_call: int = 100
+    max_tags_per_call: int = 100
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What the core asks of ``backend_start_run``: a new run, or an existing one resumed."""
+
+    experiment: str
+    run_name: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    parent_id: str | None = None
+    resume_id: str | None = None
+    """Set when resuming: the backend reopens this run instead of creating one."""
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """What ``backend_start_run`` answers: the backend's id for the run and its link."""
+
+    id: str
+    url: str | None = None
+    name: str | None = None

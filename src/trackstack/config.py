@@ -1,0 +1,162 @@
+"""Building a tracker from a config file, a dict or the environment.
+
+The file names a flavor and its config::
+
+    experiment_tracker:
+      flavor: mlflow
+      name: team-mlflow
+      config:
+        tracking_uri: http://127.0.0.1:5000
+        tracking_token: ${MLFLOW_TRACKING_TOKEN}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import SecretStr
+
+from trackstack.errors import ConfigError
+from trackstack.experiment_trackers import BaseExperimentTracker
+from trackstack.registry import get_flavor
+from trackstack.secrets import secret_field_names
+
+__all__ = ["CONFIG_ENV_VAR", "DEFAULT_CONFIG_FILES", "interpolate", "load_tracker"]
+
+CONFIG_ENV_VAR = "TRACKSTACK_CONFIG"
+DEFAULT_CONFIG_FILES = ("trackstack.yaml", "trackstack.toml")
+_SECTION = "experiment_tracker"
+_SPEC_KEYS = ("flavor", "name", "config")
+_REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def load_tracker(
+    source: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+) -> BaseExperimentTracker:
+    """Build the tracker a config describes.
+
+    ``source`` is a YAML or TOML file, or a dict of the same shape. Without
+    it: the file named by ``$TRACKSTACK_CONFIG``, else ``./trackstack.yaml``,
+    else ``./trackstack.toml``, else the local store in ``./.trackstack``.
+    """
+    if source is None:
+        source = _default_source()
+        if source is None:
+            return _build({"flavor": "local"}, "the default config")
+    if isinstance(source, Mapping):
+        return _build(source, "the config dict")
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        return _build(_read(path), str(path))
+    raise ConfigError(f"load_tracker takes a file path or a dict, got a {type(source).__name__}")
+
+
+def _default_source() -> Path | None:
+    named = os.environ.get(CONFIG_ENV_VAR)
+    if named:
+        if not Path(named).is_file():
+            raise ConfigError(
+                f"${CONFIG_ENV_VAR} names {named!r}, which is not a file; "
+                f"fix the path or unset {CONFIG_ENV_VAR}"
+            )
+        return Path(named)
+    return next((Path(name) for name in DEFAULT_CONFIG_FILES if Path(name).is_file()), None)
+
+
+def _read(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        return yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid: {exc}") from None
+
+
+def interpolate(text: str, where: str) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` from the environment, ``$$`` with ``$``."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, has_default, default = match.group(1).partition(":-")
+        if not _VARIABLE.fullmatch(name):
+            raise ConfigError(
+                f"{where}: {match.group(0)!r} is not a valid reference; "
+                "write ${VAR} or ${VAR:-default}, and $$ for a literal $"
+            )
+        value = os.environ.get(name)
+        if has_default and not value:
+            return default
+        if value is None:
+            raise ConfigError(
+                f"{where}: environment variable {name} is not set; set it, or give a "
+                f"default with ${{{name}:-default}}"
+            )
+        return value
+
+    return _REFERENCE.sub(replace, text)
+
+
+def _resolve(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        return interpolate(value, where)
+    if isinstance(value, Mapping):
+        return {key: _resolve(item, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    return value
+
+
+def _build(data: Any, origin: str) -> BaseExperimentTracker:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{origin}: expected a mapping with an {_SECTION!r} section")
+    if _SECTION in data:
+        extra = sorted(set(data) - {_SECTION})
+        if extra:
+            raise ConfigError(f"{origin}: unknown top-level key(s) {extra}; only {_SECTION!r}")
+        spec = data[_SECTION]
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{origin}: {_SECTION!r} must be a mapping")
+    else:
+        spec = data
+    unknown = sorted(set(spec) - set(_SPEC_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{origin}: unknown key(s) {unknown} in the tracker section; "
+            f"valid keys: {', '.join(_SPEC_KEYS)}"
+        )
+    flavor_name = _resolve(spec.get("flavor"), "flavor")
+    if not isinstance(flavor_name, str) or not flavor_name:
+        raise ConfigError(f"{origin}: 'flavor' is required and must be a name, e.g. flavor: local")
+    raw_config = spec.get("config") or {}
+    if not isinstance(raw_config, Mapping):
+        raise ConfigError(f"{origin}: 'config' must be a mapping of field to value")
+    flavor = get_flavor(flavor_name)
+    secrets = secret_field_names(flavor.config_class)
+    config: dict[str, Any] = {}
+    for field, raw in raw_config.items():
+        value = _resolve(raw, f"{origin}: config.{field}")
+        # A secret read through ${VAR} is not plain text: hand it over already wrapped.
+        from_env = isinstance(raw, str) and _REFERENCE.search(raw.replace("$$", "")) is not None
+        config[field] = SecretStr(value) if field in secrets and from_env else value
+    name = _resolve(spec.get("name"), "name") or flavor.name
+    try:
+        tracker = flavor.create(str(name), config=config)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    if not isinstance(tracker, BaseExperimentTracker):
+        raise ConfigError(f"{origin}: flavor {flavor_name!r} does not build an experiment tracker")
+    return tracker

@@ -1,0 +1,316 @@
+"""Experiment trackers, in the shape of ZenML's ``zenml.experiment_trackers``.
+
+``BaseExperimentTracker`` carries two faces on one object:
+
+- the run API users call (``start_run``, ``get_run``, ``list_runs`` and ZenML's
+  step lifecycle), implemented here once for every backend;
+- the backend hooks an adapter implements (the ``backend_*`` methods), which
+  receive only validated input, one call per run at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+
+from trackstack.backend import Capabilities, RunStart, StartedRun
+from trackstack.enums import RunStatus, StackComponentType
+from trackstack.errors import (
+    BackendError,
+    InvalidInputError,
+    TrackstackError,
+    UnsupportedOperationError,
+)
+from trackstack.records import MetricPoint, RunRecord
+from trackstack.run import Run, check_lengths
+from trackstack.secrets import warn_about_plain_text
+from trackstack.stack import Flavor, StackComponent, StackComponentConfig
+from trackstack.validation import ParamValue, tag_values
+
+__all__ = [
+    "BaseExperimentTracker",
+    "BaseExperimentTrackerConfig",
+    "BaseExperimentTrackerFlavor",
+    "Capabilities",
+    "MetricPoint",
+    "ParamValue",
+    "Run",
+    "RunRecord",
+    "RunStart",
+    "StartedRun",
+    "StepRunInfo",
+]
+
+DEFAULT_EXPERIMENT = "Default"
+_T = TypeVar("_T")
+
+
+class StepRunInfo(BaseModel):
+    """The pipeline step a tracker prepares a run for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pipeline_name: str
+    run_name: str
+    step_name: str
+    run_id: str
+
+
+class BaseExperimentTrackerConfig(StackComponentConfig):
+    """Base config for experiment trackers."""
+
+    warn_about_plain_text_secrets: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _warn_about_plain_text_secrets(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("warn_about_plain_text_secrets"):
+            warn_about_plain_text(cls, data)
+        return data
+
+
+class BaseExperimentTracker(StackComponent, ABC):
+    """Base class for all experiment trackers."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    """What the backend can do; override in an adapter."""
+    buffer_size: int = 1000
+    """Buffered metric points that trigger a flush; settable per tracker."""
+    flush_interval: float = 5.0
+    """Seconds after which points of a run that went quiet are sent anyway."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._runs_lock = threading.Lock()
+        self._open_runs: dict[str, Run] = {}
+        self._step_runs: dict[tuple[str, str], Run] = {}
+
+    @property
+    def config(self) -> BaseExperimentTrackerConfig:
+        """Returns the config of the experiment tracker."""
+        return cast(BaseExperimentTrackerConfig, self._config)
+
+    @property
+    def default_experiment(self) -> str | None:
+        """The experiment the flavor's config names, if any (MLflow's ``experiment_name``)."""
+        return None
+
+    # -- the run API ----------------------------------------------------------
+
+    def start_run(
+        self,
+        experiment: str | None = None,
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        parent: Run | str | None = None,
+    ) -> Run:
+        """Start a run, resume one (``run_id``) or nest one under another (``parent``).
+
+        The experiment is the argument, else the flavor's configured one,
+        else ``"Default"``. Use the run as a context manager or call ``end()``.
+        """
+        tag_map = tag_values(tags or {})
+        check_lengths(tag_map, self.capabilities.max_tag_length, "tag")
+        for value, what in ((experiment, "experiment"), (run_name, "run_name")):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise InvalidInputError(f"{what} must be a non-empty string, got {value!r}")
+        parent_id = parent.id if isinstance(parent, Run) else parent
+        if parent_id is not None:
+            self._require("nested_runs", "nest runs (parent=...)")
+            self.get_run(parent_id)
+        params: Mapping[str, str] = {}
+        next_step = 0
+        if run_id is not None:
+            self._require("resume", "resume runs (run_id=...)")
+            existing = self.get_run(run_id)
+            if experiment is not None and experiment != existing.experiment:
+                raise InvalidInputError(
+                    f"run {run_id} belongs to experiment {existing.experiment!r}, "
+                    f"not {experiment!r}; leave experiment out to resume it"
+                )
+            resolved = existing.experiment
+            params = existing.params
+            last = existing.last_step()
+            next_step = 0 if last is None else last + 1
+            parent_id = parent_id or existing.parent_id
+            run_name = run_name or existing.name
+        else:
+            resolved = experiment or self.default_experiment or DEFAULT_EXPERIMENT
+        request = RunStart(resolved, run_name, tag_map, parent_id, resume_id=run_id)
+        started = self._call_backend("start run", self.backend_start_run, request)
+        run = Run(
+            self,
+            id=started.id,
+            url=started.url,
+            name=started.name or run_name,
+            experiment=resolved,
+            parent_id=parent_id,
+            params=params,
+            next_step=next_step,
+        )
+        with self._runs_lock:
+            self._open_runs[run.id] = run
+        return run
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """Read a run back; points still buffered in this process are sent first."""
+        if not isinstance(run_id, str) or not run_id:
+            raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
+        with self._runs_lock:
+            live = self._open_runs.get(run_id)
+        if live is not None:
+            live.flush()
+        return self._call_backend("get run", self.backend_get_run, run_id)
+
+    def list_runs(self, experiment: str | None = None) -> list[RunRecord]:
+        """Every run (of one experiment, or all), newest first, nested ones included."""
+        with self._runs_lock:
+            live = list(self._open_runs.values())
+        for run in live:
+            run.flush()
+        return self._call_backend("list runs", self.backend_list_runs, experiment)
+
+    # -- ZenML's step lifecycle ----------------------------------------------------
+
+    def prepare_step_run(self, info: StepRunInfo) -> None:
+        """Start the run a pipeline step logs to.
+
+        By default one run per step, in the configured experiment or else the
+        pipeline's, tagged with the pipeline, its run id and the step.
+        """
+        run = self.start_run(
+            experiment=self.default_experiment or info.pipeline_name,
+            run_name=f"{info.run_name}/{info.step_name}",
+            tags={
+                "trackstack.pipeline_name": info.pipeline_name,
+                "trackstack.pipeline_run_name": info.run_name,
+                "trackstack.pipeline_run_id": info.run_id,
+                "trackstack.step_name": info.step_name,
+            },
+        )
+        self._step_runs[(info.run_id, info.step_name)] = run
+
+    def cleanup_step_run(self, info: StepRunInfo, step_failed: bool) -> None:
+        """End the step's run: FAILED if the step failed, else FINISHED."""
+        run = self.step_run(info)
+        run.end(RunStatus.FAILED if step_failed else RunStatus.FINISHED)
+
+    def get_step_run_metadata(self, info: StepRunInfo) -> dict[str, Any]:
+        """ZenML's ``experiment_tracker_url`` plus the backend's ids; never a secret."""
+        run = self.step_run(info)
+        return {"experiment_tracker_url": run.url, **self.run_metadata(run)}
+
+    def step_run(self, info: StepRunInfo) -> Run:
+        """The run ``prepare_step_run`` started for this step."""
+        try:
+            return self._step_runs[(info.run_id, info.step_name)]
+        except KeyError:
+            raise InvalidInputError(
+                f"no run was prepared for step {info.step_name!r} of pipeline run "
+                f"{info.run_id!r}; call prepare_step_run(info) first"
+            ) from None
+
+    def run_metadata(self, run: Run) -> dict[str, Any]:
+        """The backend's ids for a run, under keys prefixed with the flavor's name."""
+        return {f"{self.flavor}_run_id": run.id, f"{self.flavor}_experiment": run.experiment}
+
+    # -- backend hooks: what an adapter implements --------------------------------
+
+    @abstractmethod
+    def backend_start_run(self, request: RunStart) -> StartedRun:
+        """Create a run (or reopen ``request.resume_id``) and set ``request.tags`` on it.
+
+        The experiment may not exist yet: create it. A resumed run is RUNNING again.
+        """
+
+    @abstractmethod
+    def backend_end_run(self, run_id: str, status: RunStatus) -> None:
+        """Mark the run ended with ``status`` (FINISHED, FAILED or KILLED)."""
+
+    @abstractmethod
+    def backend_log_params(self, run_id: str, params: Mapping[str, ParamValue]) -> None:
+        """Store params never logged to this run before (at most ``max_params_per_call``)."""
+
+    @abstractmethod
+    def backend_log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        """Store metric points in order (at most ``max_metrics_per_call``); all or none."""
+
+    @abstractmethod
+    def backend_set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags, overwriting earlier values (at most ``max_tags_per_call``)."""
+
+    @abstractmethod
+    def backend_log_artifact(
+        self, run_id: str, local_path: Path, artifact_path: str | None
+    ) -> None:
+        """Upload a file to ``<artifact_path>/<name>`` or a directory to ``<artifact_path>/<dir>/``.
+
+        Directories arrive only if ``capabilities.artifact_directories``.
+        """
+
+    @abstractmethod
+    def backend_get_run(self, run_id: str) -> RunRecord:
+        """Read a run back whole; raise ``RunNotFoundError`` for an unknown id.
+
+        Metric points come in logging order; ±inf and NaN as logged.
+        """
+
+    @abstractmethod
+    def backend_list_runs(self, experiment: str | None) -> list[RunRecord]:
+        """Every run (of ``experiment``, or all), newest first, nested runs included."""
+
+    # -- internals used by Run ----------------------------------------------------
+
+    def _call_backend(self, operation: str, hook: Callable[..., _T], *args: Any) -> _T:
+        # The boundary where SDK exceptions become trackstack's, whatever the adapter forgot.
+        try:
+            return hook(*args)
+        except TrackstackError:
+            raise
+        except Exception as exc:
+            message = self._scrub(f"{type(exc).__name__}: {exc}")
+            raise BackendError(
+                f"the {self.flavor} backend failed to {operation}: {message}"
+            ) from exc
+
+    def _scrub(self, text: str) -> str:
+        for name in type(self._config).model_fields:
+            value = getattr(self._config, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                text = text.replace(value.get_secret_value(), "**********")
+        return text
+
+    def _require(self, capability: str, action: str) -> None:
+        if not getattr(self.capabilities, capability):
+            raise UnsupportedOperationError(
+                f"the {self.flavor} flavor cannot {action}: it declares {capability}=False"
+            )
+
+    def _forget_run(self, run: Run) -> None:
+        with self._runs_lock:
+            self._open_runs.pop(run.id, None)
+
+
+class BaseExperimentTrackerFlavor(Flavor):
+    """Base class for all experiment tracker flavors."""
+
+    @property
+    def config_class(self) -> type[BaseExperimentTrackerConfig]:
+        """Config class for this flavor."""
+        return BaseExperimentTrackerConfig
+
+    @property
+    @abstractmethod
+    def implementation_class(self) -> type[StackComponent]:
+        """Returns the implementation class for this flavor."""
+
+    @property
+    def type(self) -> StackComponentType:
+        """Type of the flavor."""
+        return StackComponentType.EXPERIMENT_TRACKER

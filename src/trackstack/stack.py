@@ -1,0 +1,184 @@
+"""Stack components and flavors, in the shape of ZenML's ``zenml.stack``.
+
+A flavor names a backend and knows its config class and its implementation
+class; ``Flavor.create`` turns a name and config values into a ready component.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from uuid import UUID, uuid4, uuid5
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from trackstack.enums import StackComponentType
+from trackstack.errors import ConfigError
+from trackstack.secrets import secret_field_names
+
+__all__ = ["DEFAULT_WORKSPACE_ID", "Flavor", "StackComponent", "StackComponentConfig"]
+
+# trackstack has no server of its own that hands out workspaces: every component
+# built here belongs to one fixed, well-known workspace.
+DEFAULT_WORKSPACE_ID = uuid5(UUID(int=0), "trackstack-default-workspace")
+
+
+class StackComponentConfig(BaseModel):
+    """Base of every component config: unknown fields are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StackComponent:
+    """A configured piece of a stack, with ZenML's identity fields."""
+
+    def __init__(
+        self,
+        name: str,
+        id: UUID,
+        config: StackComponentConfig,
+        flavor: str,
+        type: StackComponentType,
+        user: UUID | None,
+        workspace: UUID,
+        created: datetime,
+        updated: datetime,
+        labels: dict[str, Any] | None = None,
+        connector_requirements: Any | None = None,
+        connector: UUID | None = None,
+        connector_resource_id: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        self.name = name
+        self.id = id
+        self._config = config
+        self.flavor = flavor
+        self.type = type
+        self.user = user
+        self.workspace = workspace
+        self.created = created
+        self.updated = updated
+        self.labels = labels
+        self.connector_requirements = connector_requirements
+        self.connector = connector
+        self.connector_resource_id = connector_resource_id
+
+    @property
+    def config(self) -> StackComponentConfig:
+        """Returns the config of the component."""
+        return self._config
+
+    def __repr__(self) -> str:
+        # The config's repr masks SecretStr fields, so this never shows a secret.
+        return (
+            f"{type(self).__name__}(name={self.name!r}, flavor={self.flavor!r}, "
+            f"id={self.id}, config={self._config!r})"
+        )
+
+
+class Flavor(ABC):
+    """Names a backend and builds components for it."""
+
+    requirements: ClassVar[tuple[str, ...]] = ()
+    """Top-level modules the implementation needs; checked without importing them."""
+    install_hint: ClassVar[str | None] = None
+    """How to install the requirements; by default ``pip install '<distribution>[<name>]'``."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The flavor's name, as written in config files."""
+
+    @property
+    @abstractmethod
+    def config_class(self) -> type[StackComponentConfig]:
+        """The pydantic model of this flavor's config."""
+
+    @property
+    @abstractmethod
+    def implementation_class(self) -> type[StackComponent]:
+        """The component class this flavor builds."""
+
+    # Declared after the properties above: in the class body, `type` shadows the builtin.
+    @property
+    @abstractmethod
+    def type(self) -> StackComponentType:
+        """The kind of component this flavor builds."""
+
+    def create(
+        self,
+        name: str,
+        config: StackComponentConfig | Mapping[str, Any] | None = None,
+        **config_fields: Any,
+    ) -> StackComponent:
+        """Build a ready component: config validated, id and timestamps filled in.
+
+        ``config`` is a config instance or a dict; ``config_fields`` override it.
+        """
+        if isinstance(config, StackComponentConfig) and not config_fields:
+            if not isinstance(config, self.config_class):
+                raise ConfigError(
+                    f"flavor {self.name!r} takes a {self.config_class.__name__}, "
+                    f"got a {type(config).__name__}"
+                )
+            built = config
+        else:
+            if isinstance(config, StackComponentConfig):
+                data = dict(config)
+            elif config is None or isinstance(config, Mapping):
+                data = dict(config or {})
+            else:
+                raise ConfigError(
+                    f"config for flavor {self.name!r} must be a dict or a "
+                    f"{self.config_class.__name__}, got a {type(config).__name__}"
+                )
+            data.update(config_fields)
+            built = self.validate_config(data)
+        now = datetime.now(UTC)
+        return self.implementation_class(
+            name=name,
+            id=uuid4(),
+            config=built,
+            flavor=self.name,
+            type=self.type,
+            user=None,
+            workspace=DEFAULT_WORKSPACE_ID,
+            created=now,
+            updated=now,
+        )
+
+    def validate_config(self, data: Mapping[str, Any]) -> StackComponentConfig:
+        """Validate config values, turning pydantic's errors into one ``ConfigError``."""
+        model = self.config_class
+        try:
+            return model.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ConfigError(describe_config_errors(self.name, model, exc)) from None
+
+
+def describe_config_errors(flavor: str, model: type[BaseModel], exc: ValidationError) -> str:
+    """One message naming the flavor, each bad field and the valid fields.
+
+    Built by hand rather than from ``str(exc)``, which would print the input of
+    a secret field given with the wrong type.
+    """
+    secrets = secret_field_names(model)
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(config)"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown field {field!r}")
+        elif error["type"] == "missing":
+            problems.append(f"field {field!r} is required")
+        else:
+            shown = (
+                ""
+                if error["loc"][:1] and error["loc"][0] in secrets
+                else (f" (got {error['input']!r})")
+            )
+            problems.append(f"field {field!r}: {error['msg']}{shown}")
+    fields = ", ".join(sorted(model.model_fields)) or "(none)"
+    return f"invalid config for flavor {flavor!r}: {'; '.join(problems)}. Valid fields: {fields}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from trackstack.experiment_trackers import BaseExperimentTrackerConfig, BaseExperimentTrackerFlavor
 from trackstack.stack import StackComponent
@@ -17,7 +17,7 @@ DEFAULT_ROOT = Path(".trackstack")
 class LocalExperimentTrackerConfig(BaseExperimentTrackerConfig):
     """Config of the local store."""
 
-    root: Path = DEFAULT_ROOT
+    root: Path = Field(default=DEFAULT_ROOT, validate_default=True)
     """Folder of the store; relative paths are resolved when the tracker is built."""
 
     @field_validator("root", mode="after")

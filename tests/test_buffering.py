@@ -1,0 +1,228 @@
+"""The metric buffer: flushed by size, by interval and at the end; never drops a point.
+
+Failures are injected by a tracker subclass around the real local store: a
+backend that fails on demand, with everything it does accept really stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from trackstack import RunStatus
+from trackstack.errors import BackendError
+from trackstack.experiment_trackers import Capabilities, MetricPoint, StartedRun
+from trackstack.local import LocalExperimentTrackerFlavor
+from trackstack.local.tracker import LocalExperimentTracker
+from trackstack.stack import StackComponent
+
+
+class FlakyTracker(LocalExperimentTracker):
+    """Refuses ``failures`` metric batches, after accepting ``accept_first``, like a dying server."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(max_metrics_per_call=3)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures = 0
+        self.accept_first = 0
+        self.fail_end = False
+        self.batches: list[int] = []
+
+    def backend_log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        if self.accept_first:
+            self.accept_first -= 1
+        elif self.failures:
+            self.failures -= 1
+            raise ConnectionError("connection refused")
+        self.batches.append(len(points))
+        super().backend_log_metrics(run_id, points)
+
+    def backend_end_run(self, run_id: str, status: RunStatus) -> None:
+        if self.fail_end:
+            raise ConnectionError("connection refused")
+        super().backend_end_run(run_id, status)
+
+
+class FlakyFlavor(LocalExperimentTrackerFlavor):
+    @property
+    def implementation_class(self) -> type[StackComponent]:
+        return FlakyTracker
+
+
+@pytest.fixture
+def flaky(tmp_path: Path) -> FlakyTracker:
+    tracker = FlakyFlavor().create("flaky", root=tmp_path / "store")
+    assert isinstance(tracker, FlakyTracker)
+    return tracker
+
+
+def stored_points(tracker: LocalExperimentTracker, run_id: str) -> list[tuple[str, int, float]]:
+    """Read the store's own table, bypassing the tracker (and its flush on read)."""
+    with sqlite3.connect(tracker.store.database) as conn:
+        rows = conn.execute(
+            "SELECT key, step, value FROM metrics WHERE run_id = ? ORDER BY seq", (run_id,)
+        ).fetchall()
+    return [(str(k), int(s), float(v)) for k, s, v in rows]
+
+
+def test_buffer_flushes_by_size(tracker: LocalExperimentTracker) -> None:
+    tracker.buffer_size = 10
+    tracker.flush_interval = 3600
+    run = tracker.start_run()
+    for step in range(25):
+        run.log_metrics({"m": step}, step=step)
+    assert len(stored_points(tracker, run.id)) == 20
+    assert run.buffered_points == 5
+    run.end()
+    assert [s for _, s, _ in stored_points(tracker, run.id)] == list(range(25))
+
+
+def test_buffer_flushes_a_quiet_run_by_interval(tracker: LocalExperimentTracker) -> None:
+    tracker.flush_interval = 0.05
+    run = tracker.start_run()
+    run.log_metrics({"m": 1.0})
+    deadline = time.monotonic() + 10
+    while not stored_points(tracker, run.id) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stored_points(tracker, run.id) == [("m", 0, 1.0)]
+    assert run.buffered_points == 0
+    run.end()
+
+
+def test_get_run_sends_what_is_buffered_first(tracker: LocalExperimentTracker) -> None:
+    tracker.flush_interval = 3600
+    run = tracker.start_run()
+    run.log_metrics({"m": 1.0})
+    assert stored_points(tracker, run.id) == []
+    assert [p.value for p in tracker.get_run(run.id).metrics["m"]] == [1.0]
+    run.end()
+
+
+def test_failed_flush_keeps_every_point(flaky: FlakyTracker) -> None:
+    flaky.flush_interval = 3600
+    run = flaky.start_run()
+    for step in range(7):
+        run.log_metrics({"m": step}, step=step)
+    flaky.failures = 1
+    with pytest.raises(BackendError, match="connection refused") as caught:
+        run.flush()
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert "7 metric points" in "\n".join(caught.value.__notes__)
+    assert run.buffered_points == 7
+    run.end()
+    assert [s for _, s, _ in stored_points(flaky, run.id)] == list(range(7))
+    assert flaky.batches == [3, 3, 1]
+
+
+def test_partly_sent_buffer_resumes_where_it_failed(flaky: FlakyTracker) -> None:
+    flaky.flush_interval = 3600
+    run = flaky.start_run()
+    run.log_metrics({f"m{i}": i for i in range(8)}, step=0)
+    flaky.accept_first, flaky.failures = 1, 1
+    with pytest.raises(BackendError):
+        run.flush()
+    assert run.buffered_points == 5
+    run.flush()
+    assert [k for k, _, _ in stored_points(flaky, run.id)] == [f"m{i}" for i in range(8)]
+    run.end()
+
+
+def test_size_flush_failure_surfaces_from_log_metrics_and_keeps_the_call(
+    flaky: FlakyTracker,
+) -> None:
+    flaky.buffer_size = 4
+    flaky.flush_interval = 3600
+    run = flaky.start_run()
+    run.log_metrics({"a": 1, "b": 2, "c": 3}, step=0)
+    flaky.failures = 1
+    with pytest.raises(BackendError):
+        run.log_metrics({"d": 4}, step=0)
+    assert run.buffered_points == 4
+    run.end()
+    assert [k for k, _, _ in stored_points(flaky, run.id)] == ["a", "b", "c", "d"]
+
+
+def test_background_flush_failure_surfaces_at_the_next_call(flaky: FlakyTracker) -> None:
+    flaky.flush_interval = 0.05
+    flaky.failures = 1
+    run = flaky.start_run()
+    run.log_metrics({"m": 1.0})
+    deadline = time.monotonic() + 10
+    while flaky.failures and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with pytest.raises(BackendError, match="connection refused"):
+        run.log_metrics({"m": 2.0})
+    run.end()
+    assert stored_points(flaky, run.id) == [("m", 0, 1.0), ("m", 1, 2.0)]
+
+
+def test_end_that_cannot_reach_the_backend_leaves_the_run_open(flaky: FlakyTracker) -> None:
+    run = flaky.start_run()
+    run.log_metrics({"m": 1.0})
+    flaky.failures = 1
+    with pytest.raises(BackendError):
+        run.end()
+    assert run.status is RunStatus.RUNNING
+    run.end()
+    assert flaky.get_run(run.id).status is RunStatus.FINISHED
+    assert stored_points(flaky, run.id) == [("m", 0, 1.0)]
+
+
+def test_user_exception_wins_over_a_failing_end(flaky: FlakyTracker) -> None:
+    flaky.fail_end = True
+    with pytest.raises(ValueError, match="user error") as caught, flaky.start_run() as run:
+        raise ValueError("user error")
+    assert any("could not end run" in note for note in caught.value.__notes__)
+    flaky.fail_end = False
+    run.end("FAILED")
+    assert flaky.get_run(run.id).status is RunStatus.FAILED
+
+
+def test_threads_logging_into_one_run_lose_nothing(tracker: LocalExperimentTracker) -> None:
+    tracker.buffer_size = 50
+    threads_count, calls = 8, 300
+    barrier = threading.Barrier(threads_count)
+    with tracker.start_run() as run:
+
+        def work(index: int) -> None:
+            barrier.wait()
+            for i in range(calls):
+                run.log_metrics({f"t{index}": float(i)})
+                if i % 100 == 0:
+                    run.log_params({f"p{index}.{i}": i})
+                    run.set_tags({f"tag{index}": i})
+
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(threads_count)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    record = tracker.get_run(run.id)
+    for index in range(threads_count):
+        assert [p.value for p in record.metrics[f"t{index}"]] == [float(i) for i in range(calls)]
+    steps = sorted(p.step for points in record.metrics.values() for p in points)
+    assert steps == list(range(threads_count * calls))
+    assert len(record.params) == threads_count * 3
+    assert record.tags == {f"tag{i}": "200" for i in range(threads_count)}
+
+
+def test_started_run_reports_the_backend_url(tracker: LocalExperimentTracker) -> None:
+    started = tracker.backend_start_run
+    captured: list[StartedRun] = []
+
+    def capture(request: Any) -> StartedRun:
+        captured.append(started(request))
+        return captured[-1]
+
+    tracker.backend_start_run = capture  # type: ignore[method-assign]
+    with tracker.start_run() as run:
+        pass
+    assert run.url == captured[0].url
+    assert run.url == (tracker.config.root / "artifacts" / run.id).as_uri()

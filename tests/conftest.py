@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ def tracker(tmp_path: Path) -> LocalExperimentTracker:
 
 
 @pytest.fixture
-def fake_adapter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def fake_adapter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Install tests/fake_adapter as a distribution with entry points, for this test only."""
     site = tmp_path / "site"
     info = site / "fake_trackstack_adapter-1.2.0.dist-info"

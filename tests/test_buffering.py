@@ -24,7 +24,7 @@ from trackstack.stack import StackComponent
 
 
 class FlakyTracker(LocalExperimentTracker):
-    """Refuses ``failures`` metric batches, after accepting ``accept_first``, like a dying server."""
+    """Accepts ``accept_first`` metric batches, then refuses ``failures``: a dying server."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(max_metrics_per_call=3)
 

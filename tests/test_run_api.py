@@ -37,7 +37,7 @@ def test_everything_logged_is_read_back(tracker: LocalExperimentTracker, tmp_pat
         run.log_artifact(tmp_path / "model.pkl")
         run.log_artifact(str(tmp_path / "model.pkl"), artifact_path="copies/best")
         run.log_artifact(model)
-        assert run.status is RunStatus.RUNNING
+        assert tracker.get_run(run.id).status is RunStatus.RUNNING
     assert run.status is RunStatus.FINISHED
 
     record = tracker.get_run(run.id)

@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsIndex
 
 from trackstack.enums import RunStatus
 from trackstack.errors import (
@@ -147,7 +147,7 @@ class Run:
                 )
                 self._params.update((key, param.text) for key, param in chunk.items())
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, Any], step: SupportsIndex | None = None) -> None:
         """Buffer one value per metric at ``step`` (by default one past the last step used).
 
         Points are sent when the buffer is full, every ``flush_interval``

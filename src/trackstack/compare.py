@@ -45,7 +45,7 @@ class RunComparison:
 
         table = Table(caption="* differs between runs", caption_justify="left")
         table.add_column("")
-        table.add_column("name")
+        table.add_column("run name\nrun id")
         for run in self.runs:
             table.add_column(f"{run.name or '-'}\n{run.id}", overflow="fold")
         sections: list[tuple[str, dict[str, dict[str, Any]]]] = [
@@ -59,7 +59,7 @@ class RunComparison:
                 table.add_row(marker, f"{kind} {name}", *cells)
         out = io.StringIO()
         Console(file=out, width=max(100, 30 * (len(self.runs) + 1)), color_system=None).print(table)
-        return out.getvalue().rstrip("\n")
+        return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
 def compare_runs(records: Iterable[RunRecord]) -> RunComparison:

@@ -1,0 +1,59 @@
+"""The README's examples run as written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import trackstack
+from trackstack.local.tracker import LocalExperimentTracker
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+QUICKSTART = README.parent / "examples" / "quickstart.py"
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), re.DOTALL | re.MULTILINE)
+
+
+@pytest.mark.parametrize("code", blocks("python"), ids=lambda code: code.splitlines()[0][:40])
+def test_python_example_runs(code: str) -> None:
+    exec(compile(code, str(README), "exec"), {"__name__": "readme"})
+
+
+def test_local_config_example_loads(monkeypatch: pytest.MonkeyPatch, isolated_cwd: Path) -> None:
+    (example,) = [text for text in blocks("yaml") if "flavor: local" in text]
+    Path("trackstack.yaml").write_text(example)
+    monkeypatch.setenv("TRACKSTACK_ROOT", str(isolated_cwd / "shared"))
+    tracker = trackstack.load_tracker()
+    assert isinstance(tracker, LocalExperimentTracker)
+    assert tracker.name == "team-store"
+    assert tracker.config.root == isolated_cwd / "shared"
+    assert tracker.config.warn_about_plain_text_secrets
+
+
+def test_entry_point_example_matches_the_package_own() -> None:
+    (example,) = blocks("toml")
+    assert '[project.entry-points."trackstack.flavors"]' in example
+    assert example.splitlines()[0] in (README.parent / "pyproject.toml").read_text()
+
+
+def test_yaml_examples_are_valid_yaml() -> None:
+    for text in blocks("yaml"):
+        assert set(yaml.safe_load(text)) == {"experiment_tracker"}
+
+
+def test_quickstart_prints_the_run_and_the_comparison(isolated_cwd: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(QUICKSTART)], capture_output=True, text=True, check=True
+    )
+    assert "logging to the 'local' tracker 'local'" in result.stdout
+    assert "FINISHED" in result.stdout
+    assert "artifacts: ['model/weights.json']" in result.stdout
+    assert re.search(r"│ \* │ param lr +│ 0\.1 +│ 0\.5", result.stdout)
+    assert (isolated_cwd / ".trackstack" / "trackstack.db").is_file()

@@ -22,7 +22,7 @@ def install(session: nox.Session, *groups: str, extra: str = "none") -> None:
 def tests(session: nox.Session, extra: str) -> None:
     """Run the test suite with one extra installed ("none": the core alone)."""
     install(session, "test", extra=extra)
-    session.run("pytest", *session.posargs, env={"TRACKSTACK_TEST_EXTRA": extra})
+    session.run("pytest", *session.posargs)
 
 
 @nox.session

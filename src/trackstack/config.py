@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import SecretStr
 
 from trackstack.errors import ConfigError
@@ -77,6 +76,8 @@ def _read(path: Path) -> Any:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+    import yaml  # only files need it: a dict or the default config loads without
+
     try:
         if path.suffix == ".toml":
             return tomllib.loads(text)

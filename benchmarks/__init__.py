@@ -1,0 +1,1 @@
+"""trackstack's measured claims; run with ``nox -s bench`` or ``python -m benchmarks``."""

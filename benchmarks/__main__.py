@@ -1,0 +1,55 @@
+"""Run every benchmark, print a table per benchmark and write benchmarks/results.json."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import import_cost
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def main() -> None:
+    console = Console()
+    imports = import_cost.run()
+    table = Table(title="Import cost (fresh process each, median)")
+    for column in ("import", "median ms", "times trackstack"):
+        table.add_column(column, justify="right" if column != "import" else "left")
+    for name, seconds in imports["median_seconds"].items():
+        table.add_row(name, f"{seconds * 1000:.1f}", f"{imports['times_trackstack'][name]:.1f}")
+    console.print(table)
+    if imports["missing"]:
+        console.print(f"not installed, not measured: {', '.join(imports['missing'])}")
+
+    results = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+        },
+        "versions": {d: _version(d) for d in ("trackstack", "mlflow", "wandb")},
+        "import_cost": imports,
+    }
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    console.print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from trackstack import RunStatus, StepRunInfo
-from trackstack.errors import InvalidInputError
+from trackstack import Run, RunStatus, StepRunInfo
+from trackstack.errors import BackendError, InvalidInputError, UnsupportedOperationError
+from trackstack.local import LocalExperimentTrackerFlavor
 from trackstack.local.tracker import LocalExperimentTracker
+from trackstack.stack import StackComponent
 
 INFO = StepRunInfo(pipeline_name="training", run_name="training-7", step_name="fit", run_id="r-7")
 
@@ -50,6 +55,53 @@ def test_steps_without_prepare_are_explained(tracker: LocalExperimentTracker) ->
 
 
 def test_step_run_info_is_a_frozen_model() -> None:
-    assert StepRunInfo.model_fields.keys() == {"pipeline_name", "run_name", "step_name", "run_id"}
+    assert list(StepRunInfo.model_fields) == [
+        "pipeline_name",
+        "run_name",
+        "step_name",
+        "run_id",
+        "settings",
+    ]
+    assert INFO.settings == {}
     with pytest.raises(ValueError, match="frozen"):
         INFO.step_name = "other"  # type: ignore[misc]
+
+
+class RecordingTracker(LocalExperimentTracker):
+    """Records the SDK hooks, as an adapter that activates its SDK's run would."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[str, str, RunStatus | None]] = []
+
+    def enter_step_run(self, info: StepRunInfo, run: Run) -> None:
+        self.calls.append(("enter", run.id, None))
+
+    def exit_step_run(self, info: StepRunInfo, run: Run, status: RunStatus) -> None:
+        self.calls.append(("exit", run.id, status))
+
+
+class RecordingFlavor(LocalExperimentTrackerFlavor):
+    @property
+    def implementation_class(self) -> type[StackComponent]:
+        return RecordingTracker
+
+
+def test_sdk_hooks_wrap_the_step_and_exit_runs_even_if_ending_fails(tmp_path: Path) -> None:
+    tracker = RecordingFlavor().create("rec", root=tmp_path / "store")
+    assert isinstance(tracker, RecordingTracker)
+    tracker.prepare_step_run(INFO)
+    run = tracker.step_run(INFO)
+    tracker.store.database.unlink()  # the backend loses its store: ending the run fails
+    with pytest.raises(BackendError):
+        tracker.cleanup_step_run(INFO, step_failed=True)
+    assert tracker.calls == [("enter", run.id, None), ("exit", run.id, RunStatus.FAILED)]
+
+
+def test_local_flavor_takes_no_settings(tracker: LocalExperimentTracker) -> None:
+    with pytest.raises(UnsupportedOperationError, match="takes no per-run settings"):
+        tracker.start_run(settings={"nested": True})
+    info = INFO.model_copy(update={"settings": {"nested": True}})
+    with pytest.raises(UnsupportedOperationError):
+        tracker.prepare_step_run(info)
+    assert tracker.list_runs() == []

@@ -58,6 +58,14 @@ def test_get_flavor_explains_a_missing_extra() -> None:
 
 
 @pytest.mark.usefixtures("fake_adapter")
+def test_create_checks_requirements_before_building() -> None:
+    from fake_trackstack_adapter import NeedsSdkFlavor
+
+    with pytest.raises(MissingExtraError, match="needs trackstack_test_sdk_never_installed"):
+        NeedsSdkFlavor().create("direct")
+
+
+@pytest.mark.usefixtures("fake_adapter")
 def test_unknown_flavor_lists_every_installed_one() -> None:
     with pytest.raises(FlavorNotFoundError) as caught:
         trackstack.get_flavor("nope")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Capabilities", "RunStart", "StartedRun"]
 
@@ -37,6 +38,8 @@ class RunStart:
     parent_id: str | None = None
     resume_id: str | None = None
     """Set when resuming: the backend reopens this run instead of creating one."""
+    settings: Any = None
+    """The run's settings, an instance of the tracker's ``settings_class``, or None."""
 
 
 @dataclass(frozen=True)

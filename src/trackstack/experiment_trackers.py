@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from trackstack.backend import Capabilities, RunStart, StartedRun
 from trackstack.enums import RunStatus, StackComponentType
@@ -29,7 +29,7 @@ from trackstack.errors import (
 from trackstack.records import MetricPoint, RunRecord
 from trackstack.run import Run, check_lengths
 from trackstack.secrets import warn_about_plain_text
-from trackstack.stack import Flavor, StackComponent, StackComponentConfig
+from trackstack.stack import Flavor, StackComponent, StackComponentConfig, describe_config_errors
 from trackstack.validation import ParamValue, tag_values
 
 __all__ = [
@@ -59,6 +59,8 @@ class StepRunInfo(BaseModel):
     run_name: str
     step_name: str
     run_id: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """This step's settings for the tracker's ``settings_class`` (ZenML's step settings)."""
 
 
 class BaseExperimentTrackerConfig(StackComponentConfig):
@@ -79,6 +81,8 @@ class BaseExperimentTracker(StackComponent, ABC):
 
     capabilities: ClassVar[Capabilities] = Capabilities()
     """What the backend can do; override in an adapter."""
+    settings_class: ClassVar[type[BaseModel] | None] = None
+    """Per-run settings the adapter accepts (``start_run(settings=...)``), if any."""
     buffer_size: int = 1000
     """Buffered metric points that trigger a flush; settable per tracker."""
     flush_interval: float = 5.0
@@ -95,10 +99,34 @@ class BaseExperimentTracker(StackComponent, ABC):
         """Returns the config of the experiment tracker."""
         return cast(BaseExperimentTrackerConfig, self._config)
 
-    @property
-    def default_experiment(self) -> str | None:
-        """The experiment the flavor's config names, if any (MLflow's ``experiment_name``)."""
+    def experiment_for(self, settings: Any) -> str | None:
+        """The experiment the run's settings or the flavor's config name, if any.
+
+        Adapters override this (MLflow: ``experiment_name``, W&B: ``project_name``).
+        """
         return None
+
+    def validate_settings(self, settings: BaseModel | Mapping[str, Any] | None) -> Any:
+        """Turn per-run settings into an instance of ``settings_class``."""
+        if settings is None or (isinstance(settings, Mapping) and not settings):
+            return None
+        if self.settings_class is None:
+            raise UnsupportedOperationError(
+                f"the {self.flavor} flavor takes no per-run settings; leave settings out"
+            )
+        if isinstance(settings, self.settings_class):
+            return settings
+        data = (
+            settings.model_dump(exclude_unset=True) if isinstance(settings, BaseModel) else settings
+        )
+        try:
+            return self.settings_class.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidInputError(
+                describe_config_errors(self.flavor, self.settings_class, exc).replace(
+                    "invalid config", "invalid run settings", 1
+                )
+            ) from None
 
     # -- the run API ----------------------------------------------------------
 
@@ -109,12 +137,15 @@ class BaseExperimentTracker(StackComponent, ABC):
         tags: Mapping[str, Any] | None = None,
         run_id: str | None = None,
         parent: Run | str | None = None,
+        settings: BaseModel | Mapping[str, Any] | None = None,
     ) -> Run:
         """Start a run, resume one (``run_id``) or nest one under another (``parent``).
 
-        The experiment is the argument, else the flavor's configured one,
-        else ``"Default"``. Use the run as a context manager or call ``end()``.
+        The experiment is the argument, else the one the run's ``settings`` or
+        the flavor's config name, else ``"Default"``. Use the run as a context
+        manager or call ``end()``.
         """
+        run_settings = self.validate_settings(settings)
         tag_map = tag_values(tags or {})
         check_lengths(tag_map, self.capabilities.max_tag_length, "tag")
         for value, what in ((experiment, "experiment"), (run_name, "run_name")):
@@ -141,8 +172,8 @@ class BaseExperimentTracker(StackComponent, ABC):
             parent_id = parent_id or existing.parent_id
             run_name = run_name or existing.name
         else:
-            resolved = experiment or self.default_experiment or DEFAULT_EXPERIMENT
-        request = RunStart(resolved, run_name, tag_map, parent_id, resume_id=run_id)
+            resolved = experiment or self.experiment_for(run_settings) or DEFAULT_EXPERIMENT
+        request = RunStart(resolved, run_name, tag_map, parent_id, run_id, run_settings)
         started = self._call_backend("start run", self.backend_start_run, request)
         run = Run(
             self,
@@ -179,27 +210,39 @@ class BaseExperimentTracker(StackComponent, ABC):
     # -- ZenML's step lifecycle ----------------------------------------------------
 
     def prepare_step_run(self, info: StepRunInfo) -> None:
-        """Start the run a pipeline step logs to.
-
-        By default one run per step, in the configured experiment or else the
-        pipeline's, tagged with the pipeline, its run id and the step.
-        """
-        run = self.start_run(
-            experiment=self.default_experiment or info.pipeline_name,
-            run_name=f"{info.run_name}/{info.step_name}",
-            tags={
-                "trackstack.pipeline_name": info.pipeline_name,
-                "trackstack.pipeline_run_name": info.run_name,
-                "trackstack.pipeline_run_id": info.run_id,
-                "trackstack.step_name": info.step_name,
-            },
-        )
+        """Start (or resume) the run a pipeline step logs to, and make it the SDK's active run."""
+        run = self.start_step_run(info)
         self._step_runs[(info.run_id, info.step_name)] = run
+        self.enter_step_run(info, run)
 
     def cleanup_step_run(self, info: StepRunInfo, step_failed: bool) -> None:
         """End the step's run: FAILED if the step failed, else FINISHED."""
         run = self.step_run(info)
-        run.end(RunStatus.FAILED if step_failed else RunStatus.FINISHED)
+        status = RunStatus.FAILED if step_failed else RunStatus.FINISHED
+        try:
+            run.end(status)
+        finally:
+            self.exit_step_run(info, run, status)
+
+    def start_step_run(self, info: StepRunInfo) -> Run:
+        """The run a step logs to: by default a run of its own, tagged with the pipeline's ids.
+
+        It goes to the experiment the step's settings or the config name, else
+        the pipeline's name.
+        """
+        settings = self.validate_settings(info.settings)
+        return self.start_run(
+            experiment=self.experiment_for(settings) or info.pipeline_name,
+            run_name=f"{info.run_name}/{info.step_name}",
+            tags=step_tags(info),
+            settings=settings,
+        )
+
+    def enter_step_run(self, info: StepRunInfo, run: Run) -> None:
+        """Make ``run`` the backend SDK's active run, so its own logging calls land in it."""
+
+    def exit_step_run(self, info: StepRunInfo, run: Run, status: RunStatus) -> None:
+        """Undo ``enter_step_run``: end the SDK's active run, restore the environment."""
 
     def get_step_run_metadata(self, info: StepRunInfo) -> dict[str, Any]:
         """ZenML's ``experiment_tracker_url`` plus the backend's ids; never a secret."""
@@ -295,6 +338,16 @@ class BaseExperimentTracker(StackComponent, ABC):
     def _forget_run(self, run: Run) -> None:
         with self._runs_lock:
             self._open_runs.pop(run.id, None)
+
+
+def step_tags(info: StepRunInfo) -> dict[str, str]:
+    """The tags that tie a run to its pipeline run and step."""
+    return {
+        "trackstack.pipeline_name": info.pipeline_name,
+        "trackstack.pipeline_run_name": info.run_name,
+        "trackstack.pipeline_run_id": info.run_id,
+        "trackstack.step_name": info.step_name,
+    }
 
 
 class BaseExperimentTrackerFlavor(Flavor):

@@ -7,7 +7,6 @@ requirements with ``find_spec``, which never imports them.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
@@ -55,7 +54,7 @@ def _inspect(point: EntryPoint) -> tuple[FlavorInfo, Flavor | None]:
         if isinstance(candidate, Flavor):
             flavor = candidate
             hint = flavor.install_hint or hint
-            missing = [m for m in flavor.requirements if importlib.util.find_spec(m) is None]
+            missing = flavor.missing_requirements()
             if missing:
                 error = f"missing {', '.join(missing)}"
         else:

@@ -6,6 +6,7 @@ class; ``Flavor.create`` turns a name and config values into a ready component.
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from uuid import UUID, uuid4, uuid5
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from trackstack.enums import StackComponentType
-from trackstack.errors import ConfigError
+from trackstack.errors import ConfigError, MissingExtraError
 from trackstack.secrets import secret_field_names
 
 __all__ = ["DEFAULT_WORKSPACE_ID", "Flavor", "StackComponent", "StackComponentConfig"]
@@ -118,6 +119,7 @@ class Flavor(ABC):
 
         ``config`` is a config instance or a dict; ``config_fields`` override it.
         """
+        self.check_requirements()
         if isinstance(config, StackComponentConfig) and not config_fields:
             if not isinstance(config, self.config_class):
                 raise ConfigError(
@@ -149,6 +151,19 @@ class Flavor(ABC):
             created=now,
             updated=now,
         )
+
+    def missing_requirements(self) -> list[str]:
+        """The modules in ``requirements`` that are not installed (none are imported)."""
+        return [module for module in self.requirements if importlib.util.find_spec(module) is None]
+
+    def check_requirements(self) -> None:
+        """Raise ``MissingExtraError`` with the install line if a requirement is missing."""
+        missing = self.missing_requirements()
+        if missing:
+            hint = self.install_hint or f"install {', '.join(missing)}"
+            raise MissingExtraError(
+                f"flavor {self.name!r} needs {', '.join(missing)}, which is not installed; {hint}"
+            )
 
     def validate_config(self, data: Mapping[str, Any]) -> StackComponentConfig:
         """Validate config values, turning pydantic's errors into one ``ConfigError``."""

@@ -19,6 +19,8 @@ class Capabilities:
     resume: bool = True
     artifact_directories: bool = True
     """False: the core uploads a directory file by file through the artifact hook."""
+    sdk_active_run: bool = False
+    """``prepare_step_run`` makes the run the backend SDK's active run (``mlflow.log_metric``)."""
     max_param_length: int | None = None
     """Longest param value the backend stores whole; longer ones are rejected."""
     max_tag_length: int | None = None

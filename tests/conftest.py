@@ -4,11 +4,24 @@ from pathlib import Path
 
 import pytest
 
+from tests.extras import ADAPTER_EXTRAS, add_extras_option, installed_extras
 from trackstack.local.tracker import LocalExperimentTracker
 from trackstack.registry import get_flavor
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_ADAPTER_DIR = Path(__file__).resolve().parent / "fake_adapter"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_extras_option(parser)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    here = Path(__file__).resolve().parent
+    for extra in set(ADAPTER_EXTRAS) - installed_extras(config):
+        if collection_path.is_relative_to(here / extra):
+            return True
+    return None
 
 
 @pytest.fixture(autouse=True)

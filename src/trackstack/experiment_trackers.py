@@ -44,6 +44,7 @@ __all__ = [
     "RunStart",
     "StartedRun",
     "StepRunInfo",
+    "step_tags",
 ]
 
 DEFAULT_EXPERIMENT = "Default"

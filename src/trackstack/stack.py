@@ -189,11 +189,10 @@ def describe_config_errors(flavor: str, model: type[BaseModel], exc: ValidationE
         elif error["type"] == "missing":
             problems.append(f"field {field!r} is required")
         else:
-            shown = (
-                ""
-                if error["loc"][:1] and error["loc"][0] in secrets
-                else (f" (got {error['input']!r})")
-            )
+            # Echo the input only for a plain field: a whole-model error's input is
+            # every value given, secrets included.
+            plain = bool(error["loc"]) and error["loc"][0] not in secrets
+            shown = f" (got {error['input']!r})" if plain else ""
             problems.append(f"field {field!r}: {error['msg']}{shown}")
     fields = ", ".join(sorted(model.model_fields)) or "(none)"
     return f"invalid config for flavor {flavor!r}: {'; '.join(problems)}. Valid fields: {fields}"

@@ -203,7 +203,7 @@ class TrackerConformance:
             assert_points(points(record, "neg"), [(4, -3.0)])
 
     def test_many_keys_at_once(self, tracker: BaseExperimentTracker, reader: RunReader) -> None:
-        keys = [f"group{i % 7}/metric_{i}" for i in range(1_200)]
+        keys = [f"group{i % 7}/metric_{i}" for i in range(120)]
         with tracker.start_run() as run:
             run.log_metrics({key: float(i) for i, key in enumerate(keys)}, step=0)
             run.log_params({f"p{i}": i for i in range(250)})

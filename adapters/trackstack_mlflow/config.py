@@ -1,0 +1,106 @@
+"""The MLflow flavor's config and per-run settings, after ZenML's MLflow flavor."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from trackstack.experiment_trackers import BaseExperimentTrackerConfig
+from trackstack.validation import tag_values
+
+__all__ = ["MLFlowExperimentTrackerConfig", "MLFlowExperimentTrackerSettings"]
+
+_SQLITE = "sqlite:///"
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else a SQLite store in the working directory.
+
+    MLflow 3 no longer defaults to a file store, and a relative SQLite path
+    would move with the working directory.
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"{_SQLITE}{Path('mlflow.db').resolve()}"
+
+
+class MLFlowExperimentTrackerConfig(BaseExperimentTrackerConfig):
+    """Where and how to reach MLflow.
+
+    Credentials are optional (a server without auth needs none); a username
+    needs a password, and a token replaces both.
+    """
+
+    tracking_uri: str = Field(default_factory=default_tracking_uri)
+    """An ``http(s)://`` server or a database URI; relative SQLite paths are made absolute."""
+    experiment_name: str | None = None
+    """The experiment of runs started without one; else the pipeline's name, else "Default"."""
+    tracking_username: SecretStr | None = None
+    tracking_password: SecretStr | None = None
+    tracking_token: SecretStr | None = None
+    tracking_insecure_tls: bool = False
+    """Skip TLS certificate checks (a self-signed server certificate)."""
+    nested: bool = False
+    """In a pipeline, log each step to a child run of the pipeline run's run."""
+    default_tags: dict[str, str] = Field(default_factory=dict)
+    """Tags set on every run this tracker starts."""
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _absolute_sqlite(cls, uri: str) -> str:
+        if uri.startswith(_SQLITE) and not uri.startswith(f"{_SQLITE}/"):
+            path = uri.removeprefix(_SQLITE)
+            if path and path != ":memory:":
+                return f"{_SQLITE}{Path(path).resolve()}"
+        return uri
+
+    @field_validator("default_tags")
+    @classmethod
+    def _valid_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        return tag_values(tags)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MLFlowExperimentTrackerConfig:
+        if self.tracking_token and (self.tracking_username or self.tracking_password):
+            raise ValueError(
+                "tracking_token replaces tracking_username and tracking_password: "
+                "give one or the other"
+            )
+        if bool(self.tracking_username) != bool(self.tracking_password):
+            raise ValueError("tracking_username and tracking_password go together: give both")
+        return self
+
+    @property
+    def is_server(self) -> bool:
+        """Whether the tracking URI is an HTTP(S) tracking server."""
+        return self.tracking_uri.startswith(("http://", "https://"))
+
+    def credential_environment(self) -> dict[str, str]:
+        """The ``MLFLOW_*`` variables MLflow's client reads credentials from."""
+        values: dict[str, Any] = {
+            "MLFLOW_TRACKING_USERNAME": self.tracking_username,
+            "MLFLOW_TRACKING_PASSWORD": self.tracking_password,
+            "MLFLOW_TRACKING_TOKEN": self.tracking_token,
+        }
+        environment = {
+            name: secret.get_secret_value() for name, secret in values.items() if secret is not None
+        }
+        if self.tracking_insecure_tls:
+            environment["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
+        return environment
+
+
+class MLFlowExperimentTrackerSettings(BaseModel):
+    """Per-run settings that override the config for one run or pipeline step."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    experiment_name: str | None = None
+    nested: bool | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        return tag_values(tags)

@@ -1,0 +1,52 @@
+"""MLflow's exceptions, translated into trackstack's error tree at the adapter boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from trackstack.errors import (
+    AuthenticationError,
+    BackendError,
+    InvalidInputError,
+    ParamConflictError,
+    RunNotFoundError,
+    TrackstackError,
+)
+
+__all__ = ["translated_errors"]
+
+_AUTH_CODES = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
+
+
+def translate(exc: Exception, where: str) -> TrackstackError:
+    """The trackstack error for an exception MLflow raised while doing ``where``."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, MlflowException):
+        return BackendError(f"MLflow failed to {where}: {type(exc).__name__}: {exc}")
+    code, message = exc.error_code, exc.message
+    status = exc.get_http_status_code()  # type: ignore[no-untyped-call]
+    if code in _AUTH_CODES or status in (401, 403):
+        return AuthenticationError(
+            f"MLflow refused the credentials while trying to {where} ({message}); check "
+            "tracking_username and tracking_password, or tracking_token, in the mlflow config"
+        )
+    if code == "RESOURCE_DOES_NOT_EXIST":
+        return RunNotFoundError(f"MLflow could not {where}: {message}")
+    if "Changing param values is not allowed" in message:
+        return ParamConflictError(f"MLflow could not {where}: {message}")
+    if code == "INVALID_PARAMETER_VALUE":
+        return InvalidInputError(f"MLflow rejected the input to {where}: {message}")
+    return BackendError(f"MLflow failed to {where}: {message}")
+
+
+@contextmanager
+def translated_errors(where: str) -> Iterator[None]:
+    """Raise trackstack errors, with MLflow's exception chained, for what fails inside."""
+    try:
+        yield
+    except TrackstackError:
+        raise
+    except Exception as exc:
+        raise translate(exc, where) from exc

@@ -1,0 +1,52 @@
+"""A conformance reader that asks MLflow's own client, never the adapter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from trackstack.enums import RunStatus
+from trackstack.records import MetricPoint, RunRecord
+from trackstack_mlflow.environment import scoped_environment
+
+__all__ = ["MlflowClientReader"]
+
+
+class MlflowClientReader:
+    """Reads a run with ``MlflowClient``: raw values (±inf as ±float max), all tags."""
+
+    def __init__(self, tracking_uri: str, environment: dict[str, str] | None = None) -> None:
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.environment = environment or {}
+
+    def read(self, run_id: str) -> RunRecord:
+        with scoped_environment(self.environment):
+            run = self.client.get_run(run_id)
+            history = {key: self.client.get_metric_history(run_id, key) for key in run.data.metrics}
+            files: list[str] = []
+            folders: list[str | None] = [None]
+            while folders:
+                for item in self.client.list_artifacts(run_id, folders.pop()):
+                    (folders if item.is_dir else files).append(item.path)
+            experiment = self.client.get_experiment(run.info.experiment_id).name
+
+        def when(millis: int | None) -> datetime | None:
+            return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
+
+        return RunRecord(
+            id=run.info.run_id,
+            name=run.info.run_name,
+            experiment=experiment,
+            status=RunStatus(run.info.status),
+            params=dict(run.data.params),
+            tags=dict(run.data.tags),
+            metrics={
+                key: [MetricPoint(m.step, m.value, m.timestamp / 1000) for m in points]
+                for key, points in history.items()
+            },
+            artifacts=sorted(files),
+            start_time=when(run.info.start_time),
+            end_time=when(run.info.end_time),
+            parent_id=run.data.tags.get("mlflow.parentRunId"),
+        )

@@ -41,8 +41,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Check types with mypy in strict mode."""
-    install(session, "typecheck")
+    """Check types with mypy in strict mode, against every SDK the adapters use."""
+    install(session, "typecheck", "test-mlflow", extra="all")
     session.run("mypy")
 
 

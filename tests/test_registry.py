@@ -69,7 +69,7 @@ def test_create_checks_requirements_before_building() -> None:
 def test_unknown_flavor_lists_every_installed_one() -> None:
     with pytest.raises(FlavorNotFoundError) as caught:
         trackstack.get_flavor("nope")
-    assert "installed flavors: broken, local, needs-sdk, not-a-flavor, secretive" in str(
+    assert "installed flavors: broken, local, mlflow, needs-sdk, not-a-flavor, secretive" in str(
         caught.value
     )
     assert isinstance(caught.value, LookupError)

@@ -315,3 +315,23 @@ def test_the_same_script_logs_wherever_the_yaml_points(
         assert stored.data.params == {"lr": "0.1"}
         history = client.get_metric_history(run_id, "loss")
         assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
+
+
+def test_readme_mlflow_configs_load(isolated_cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_readme import blocks
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "token-from-env")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "reader")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "password-from-env")
+    examples = [text for text in blocks("yaml") if "flavor: mlflow" in text]
+    assert len(examples) == 2
+    for number, text in enumerate(examples):
+        path = isolated_cwd / f"example{number}.yaml"
+        path.write_text(text)
+        tracker = trackstack.load_tracker(path)
+        assert isinstance(tracker, MLFlowExperimentTracker)
+        assert tracker.config.tracking_uri == "http://127.0.0.1:5000"
+    assert tracker.config.experiment_name == "churn"
+    assert tracker.config.default_tags == {"team": "growth"}
+    assert tracker.config.tracking_password is not None
+    assert tracker.config.tracking_password.get_secret_value() == "password-from-env"

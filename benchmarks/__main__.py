@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import import_cost
+from benchmarks import import_cost, mlflow_throughput
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -37,6 +37,29 @@ def main() -> None:
     if imports["missing"]:
         console.print(f"not installed, not measured: {', '.join(imports['missing'])}")
 
+    throughput = mlflow_throughput.run(
+        rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
+        scale=float(os.environ.get("BENCH_SCALE", "1")),
+    )
+    for store, figures in throughput.items():
+        table = Table(title=f"MLflow metric throughput, {store} store (median of rounds)")
+        for column in ("way", "steps x 4 metrics", "points/s", "a is faster by"):
+            table.add_column(column, justify="left" if column == "way" else "right")
+        for way, name in mlflow_throughput.NAMES.items():
+            ratio = figures["a_over"].get(way)
+            table.add_row(
+                f"{way}. {name}",
+                f"{figures['steps'][way]:,}",
+                f"{figures['points_per_second'][way]:,.0f}",
+                "" if ratio is None else f"{ratio:.2f}x",
+            )
+        console.print(table)
+        blocked = figures["blocked_ms"]
+        console.print(
+            f"training loop blocked per log_metrics call: median {blocked['median']:.3f} ms, "
+            f"p99 {blocked['p99']:.3f} ms, max {blocked['max']:.1f} ms"
+        )
+
     results = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -46,6 +69,7 @@ def main() -> None:
         },
         "versions": {d: _version(d) for d in ("trackstack", "mlflow", "wandb")},
         "import_cost": imports,
+        "mlflow_throughput": throughput,
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"written to {RESULTS}")

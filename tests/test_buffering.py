@@ -7,7 +7,6 @@ backend that fails on demand, with everything it does accept really stored.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -183,34 +182,6 @@ def test_user_exception_wins_over_a_failing_end(flaky: FlakyTracker) -> None:
     flaky.fail_end = False
     run.end("FAILED")
     assert flaky.get_run(run.id).status is RunStatus.FAILED
-
-
-def test_threads_logging_into_one_run_lose_nothing(tracker: LocalExperimentTracker) -> None:
-    tracker.buffer_size = 50
-    threads_count, calls = 8, 300
-    barrier = threading.Barrier(threads_count)
-    with tracker.start_run() as run:
-
-        def work(index: int) -> None:
-            barrier.wait()
-            for i in range(calls):
-                run.log_metrics({f"t{index}": float(i)})
-                if i % 100 == 0:
-                    run.log_params({f"p{index}.{i}": i})
-                    run.set_tags({f"tag{index}": i})
-
-        workers = [threading.Thread(target=work, args=(i,)) for i in range(threads_count)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    record = tracker.get_run(run.id)
-    for index in range(threads_count):
-        assert [p.value for p in record.metrics[f"t{index}"]] == [float(i) for i in range(calls)]
-    steps = sorted(p.step for points in record.metrics.values() for p in points)
-    assert steps == list(range(threads_count * calls))
-    assert len(record.params) == threads_count * 3
-    assert record.tags == {f"tag{i}": "200" for i in range(threads_count)}
 
 
 def test_started_run_reports_the_backend_url(tracker: LocalExperimentTracker) -> None:

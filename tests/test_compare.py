@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from trackstack import RunRecord, RunStatus, compare_runs
-from trackstack.local.tracker import LocalExperimentTracker
 from trackstack.records import MetricPoint
 
 
@@ -50,17 +49,3 @@ def test_side_by_side_and_differing() -> None:
     assert lines["metric loss"].split("│")[1].strip() == ""
     assert "name-a" in table
     assert "* differs between runs" in table
-
-
-def test_compare_runs_read_back_from_the_store(tracker: LocalExperimentTracker) -> None:
-    ids = []
-    for lr in (0.1, 0.2):
-        with tracker.start_run(experiment="cmp") as run:
-            run.log_params({"lr": lr, "epochs": 2})
-            for step in range(3):
-                run.log_metrics({"loss": lr * (3 - step)}, step=step)
-        ids.append(run.id)
-    comparison = compare_runs(tracker.list_runs("cmp"))
-    assert comparison.params["epochs"] == {ids[0]: "2", ids[1]: "2"}
-    assert comparison.metrics["loss"] == {ids[0]: 0.1, ids[1]: 0.2}
-    assert comparison.differing == ["lr", "loss"]

@@ -11,19 +11,12 @@ import trackstack
 from trackstack import RunStatus
 from trackstack.errors import InvalidInputError, RunNotFoundError
 from trackstack.local.tracker import LocalExperimentTracker
-
-
-def make_model_dir(parent: Path) -> Path:
-    model = parent / "model"
-    (model / "sub").mkdir(parents=True)
-    (model / "weights.bin").write_bytes(b"\x00\x01")
-    (model / "sub" / "notes.txt").write_text("notes")
-    return model
+from trackstack.testing.conformance import make_tree
 
 
 def test_everything_logged_is_read_back(tracker: LocalExperimentTracker, tmp_path: Path) -> None:
     (tmp_path / "model.pkl").write_bytes(b"pickle")
-    model = make_model_dir(tmp_path)
+    model = make_tree(tmp_path)
     with tracker.start_run(experiment="demo", run_name="r1", tags={"team": "a"}) as run:
         run.log_params(
             {"lr": 0.01, "layers": 3, "opt": {"name": "adam", "betas": [0.9, 0.99]}, "x": None}
@@ -75,7 +68,7 @@ def test_everything_logged_is_read_back(tracker: LocalExperimentTracker, tmp_pat
 
 def test_design_script_with_no_config(isolated_cwd: Path) -> None:
     """What a user who read only DESIGN.md does, with no config anywhere."""
-    model = make_model_dir(isolated_cwd)
+    model = make_tree(isolated_cwd)
     tracker = trackstack.load_tracker()
     assert tracker.flavor == "local"
     with tracker.start_run(experiment="design", run_name="ok") as run:

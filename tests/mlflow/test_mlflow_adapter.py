@@ -13,7 +13,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from trackstack_mlflow import MLFlowExperimentTrackerSettings
+from trackstack_mlflow import MLFlowExperimentTrackerConfig, MLFlowExperimentTrackerSettings
 from trackstack_mlflow.testing import MlflowClientReader
 from trackstack_mlflow.tracker import MLFlowExperimentTracker
 
@@ -328,10 +328,12 @@ def test_readme_mlflow_configs_load(isolated_cwd: Path, monkeypatch: pytest.Monk
     for number, text in enumerate(examples):
         path = isolated_cwd / f"example{number}.yaml"
         path.write_text(text)
-        tracker = trackstack.load_tracker(path)
-        assert isinstance(tracker, MLFlowExperimentTracker)
-        assert tracker.config.tracking_uri == "http://127.0.0.1:5000"
-    assert tracker.config.experiment_name == "churn"
-    assert tracker.config.default_tags == {"team": "growth"}
-    assert tracker.config.tracking_password is not None
-    assert tracker.config.tracking_password.get_secret_value() == "password-from-env"
+        loaded = trackstack.load_tracker(path)
+        assert isinstance(loaded, MLFlowExperimentTracker)
+        assert loaded.config.tracking_uri == "http://127.0.0.1:5000"
+        assert isinstance(loaded.config, MLFlowExperimentTrackerConfig)
+        config = loaded.config
+    assert config.experiment_name == "churn"
+    assert config.default_tags == {"team": "growth"}
+    assert config.tracking_password is not None
+    assert config.tracking_password.get_secret_value() == "password-from-env"

@@ -26,7 +26,7 @@ def _version(distribution: str) -> str | None:
 
 
 def main() -> None:
-    console = Console()
+    console = Console(width=120)
     imports = import_cost.run()
     table = Table(title="Import cost (fresh process each, median)")
     for column in ("import", "median ms", "times trackstack"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "example_adapter", "lint", "typecheck"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 
@@ -29,6 +29,19 @@ def tests(session: nox.Session, extra: str) -> None:
         # extras install together and that every flavor is then available.
         arguments += ["--ignore=tests/mlflow", "--ignore=tests/wandb"]
     session.run("pytest", *arguments, *session.posargs)
+
+
+@nox.session
+def example_adapter(session: nox.Session) -> None:
+    """Install examples/trackstack-memory as a third party would and run the suite on it."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    session.install(".", "./examples/trackstack-memory")
+    session.chdir("examples/trackstack-memory")
+    session.run("pytest", "tests", "-p", "no:cacheprovider")
+    session.run(
+        "pytest", "--pyargs", "trackstack.testing", "--trackstack-config", "memory.yaml",
+        "-p", "no:cacheprovider",
+    )  # fmt: skip
 
 
 @nox.session

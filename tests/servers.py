@@ -7,6 +7,7 @@ it; a server that does not come up fails the tests with the end of its log.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pwd
 import shutil
@@ -20,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 STARTUP_SECONDS = 180
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -35,6 +37,11 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+def _die_with_parent() -> None:
+    # A test run killed before its fixtures' teardown must not leave servers behind.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class ServerProcess:
     """A process started in its own session, stopped with its whole group."""
 
@@ -42,7 +49,12 @@ class ServerProcess:
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     def stop(self) -> None:
@@ -70,7 +82,12 @@ class MlflowServer(ServerProcess):
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        # No background job runner: the tests need none, and it costs CPU the tests want.
+        env = {
+            **os.environ,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
         command = [
             sys.executable, "-m", "mlflow", "server",
             "--host", "127.0.0.1",

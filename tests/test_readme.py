@@ -37,9 +37,10 @@ def test_local_config_example_loads(monkeypatch: pytest.MonkeyPatch, isolated_cw
     assert tracker.config.warn_about_plain_text_secrets
 
 
-def test_entry_point_example_matches_the_package_own() -> None:
+def test_entry_point_example_is_the_example_adapter_own() -> None:
     (example,) = blocks("toml")
-    assert '[project.entry-points."trackstack.flavors"]' in example
+    example_pyproject = README.parent / "examples" / "trackstack-memory" / "pyproject.toml"
+    assert example.strip() in example_pyproject.read_text()
     assert example.splitlines()[0] in (README.parent / "pyproject.toml").read_text()
 
 

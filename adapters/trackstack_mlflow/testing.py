@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from trackstack.enums import RunStatus
 from trackstack.records import MetricPoint, RunRecord
@@ -19,6 +20,19 @@ class MlflowClientReader:
 
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.environment = environment or {}
+
+    @classmethod
+    def for_tracker(cls, tracker: Any) -> MlflowClientReader:
+        """The reader of an MLflow tracker's store, with its credentials."""
+        config = tracker.config
+        return cls(config.tracking_uri, config.credential_environment())
+
+    @staticmethod
+    def log_natively(key: str, value: float, step: int) -> None:
+        """Log through MLflow's own fluent API, into its active run."""
+        import mlflow
+
+        mlflow.log_metric(key, value, step=step)
 
     def read(self, run_id: str) -> RunRecord:
         with scoped_environment(self.environment):

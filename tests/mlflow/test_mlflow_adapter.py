@@ -337,3 +337,15 @@ def test_readme_mlflow_configs_load(isolated_cwd: Path, monkeypatch: pytest.Monk
     assert config.default_tags == {"team": "growth"}
     assert config.tracking_password is not None
     assert config.tracking_password.get_secret_value() == "password-from-env"
+
+
+def test_the_flavor_registers_its_conformance_reader(sqlite_uri: str) -> None:
+    from importlib.metadata import entry_points
+
+    (point,) = [p for p in entry_points(group="trackstack.readers") if p.name == "mlflow"]
+    tracker = build(tracking_uri=sqlite_uri)
+    reader = point.load()(tracker)
+    assert isinstance(reader, MlflowClientReader)
+    with tracker.start_run() as run:
+        run.log_metrics({"m": 1.0})
+    assert reader.read(run.id).metrics["m"][0].value == 1.0

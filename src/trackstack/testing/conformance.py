@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -359,17 +360,19 @@ class TrackerConformance:
     # -- listing and comparing ---------------------------------------------------------
 
     def test_list_runs_newest_first_every_status(self, tracker: BaseExperimentTracker) -> None:
+        # Fresh names: the suite may run again against the same long-lived server.
+        listed, elsewhere = (f"{name}-{uuid.uuid4().hex[:12]}" for name in ("listed", "other"))
         ids = []
         for status in ("FINISHED", "FAILED", "KILLED"):
-            run = tracker.start_run(experiment="listed")
+            run = tracker.start_run(experiment=listed)
             run.log_params({"status": status})
             run.end(status)
             ids.append(run.id)
-        running = tracker.start_run(experiment="listed")
-        tracker.start_run(experiment="elsewhere").end()
-        listed = tracker.list_runs(experiment="listed")
-        assert [r.id for r in listed] == [running.id, *reversed(ids)]
-        assert [r.status for r in listed] == [
+        running = tracker.start_run(experiment=listed)
+        tracker.start_run(experiment=elsewhere).end()
+        records = tracker.list_runs(experiment=listed)
+        assert [r.id for r in records] == [running.id, *reversed(ids)]
+        assert [r.status for r in records] == [
             RunStatus.RUNNING,
             RunStatus.KILLED,
             RunStatus.FAILED,

@@ -12,7 +12,7 @@ import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from trackstack.enums import RunStatus
 from trackstack.records import MetricPoint, RunRecord
@@ -21,7 +21,12 @@ __all__ = ["LocalStoreReader", "RunReader"]
 
 
 class RunReader(Protocol):
-    """Reads one run back through the backend's own client or files."""
+    """Reads one run back through the backend's own client or files.
+
+    A flavor registers a factory ``(tracker) -> RunReader`` under the entry-point
+    group ``trackstack.readers`` so that the suite can run on a configured tracker
+    with no code (``pytest --pyargs trackstack.testing --trackstack-config FILE``).
+    """
 
     def read(self, run_id: str) -> RunRecord:
         """The run as the backend holds it."""
@@ -33,6 +38,11 @@ class LocalStoreReader:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @classmethod
+    def for_tracker(cls, tracker: Any) -> LocalStoreReader:
+        """The reader of a local tracker's store."""
+        return cls(Path(tracker.config.root))
 
     def read(self, run_id: str) -> RunRecord:
         with closing(sqlite3.connect(self.root / "trackstack.db")) as conn:

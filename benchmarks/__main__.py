@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import import_cost, mlflow_throughput
+from benchmarks import import_cost, memory, mlflow_throughput
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -60,6 +60,19 @@ def main() -> None:
             f"p99 {blocked['p99']:.3f} ms, max {blocked['max']:.1f} ms"
         )
 
+    peaks = memory.run()
+    table = Table(title="Peak memory of a run logging through trackstack (local store)")
+    for column in ("points", "RSS before, MiB", "peak RSS, MiB", "seconds"):
+        table.add_column(column, justify="right")
+    for points, figures in peaks.items():
+        table.add_row(
+            f"{int(points):,}",
+            f"{figures['baseline_mib']:.1f}",
+            f"{figures['peak_mib']:.1f}",
+            f"{figures['seconds']:.1f}",
+        )
+    console.print(table)
+
     results = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -70,6 +83,7 @@ def main() -> None:
         "versions": {d: _version(d) for d in ("trackstack", "mlflow", "wandb")},
         "import_cost": imports,
         "mlflow_throughput": throughput,
+        "memory": peaks,
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"written to {RESULTS}")

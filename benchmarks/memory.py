@@ -1,0 +1,40 @@
+"""Peak memory of a run logging many points: the metric buffer stays bounded.
+
+Each size runs in a fresh process that logs through trackstack into the local
+store (4 metrics per step) and reports its peak resident set size; the peak
+should not grow with the number of points.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+SIZES = (10_000, 100_000, 1_000_000)
+CHILD = """
+import json, resource, sys, tempfile, time
+import trackstack
+points = int(sys.argv[1])
+tracker = trackstack.load_tracker({"flavor": "local", "config": {"root": tempfile.mkdtemp()}})
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+with tracker.start_run() as run:
+    for step in range(points // 4):
+        run.log_metrics({"a": step, "b": step / 2, "c": step / 3, "d": step / 4}, step=step)
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"baseline_mib": baseline / 1024, "peak_mib": peak / 1024, "seconds": seconds}))
+"""
+
+
+def run() -> dict[str, Any]:
+    """Per number of points: peak RSS (MiB) before and after logging, and the time taken."""
+    results = {}
+    for points in SIZES:
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(points)], capture_output=True, text=True, check=True
+        )
+        results[str(points)] = json.loads(out.stdout)
+    return results

@@ -12,6 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 FAKE_ADAPTER_DIR = Path(__file__).resolve().parent / "fake_adapter"
 
 
+pytest_plugins = ["pytester"]
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_extras_option(parser)
 

@@ -38,16 +38,29 @@ NativeLogger = Callable[[str, float, int], None]
 """Logs one metric point through the backend SDK's own API into its active run."""
 
 
+# The promises a failing test names, so that its message says what the adapter broke.
+POINTS = "every metric point is stored once, with its step and value, in logging order"
+PARAMS = "params are stored whole, as the strings trackstack made of them"
+TAGS = "every tag set is stored, the last value set winning"
+STATUS = "a run ends FINISHED, FAILED on an exception, KILLED on KeyboardInterrupt"
+ARTIFACTS = "every file logged is stored under its artifact path"
+SECRETS = "secret config values appear in no repr, metadata, error message or run data"
+
+
 def points(record: RunRecord, key: str) -> list[tuple[int, float]]:
     return [(p.step, p.value) for p in record.metrics.get(key, [])]
 
 
 def assert_points(actual: list[tuple[int, float]], expected: list[tuple[int, float]]) -> None:
     """Equal step by step, value by value, with NaN equal to NaN."""
-    assert len(actual) == len(expected), (len(actual), len(expected))
-    for (step, value), (want_step, want) in zip(actual, expected, strict=True):
-        assert step == want_step, (actual, expected)
-        assert value == want or (math.isnan(value) and math.isnan(want)), (step, value, want)
+    same = len(actual) == len(expected) and all(
+        step == want_step and (value == want or (math.isnan(value) and math.isnan(want)))
+        for (step, value), (want_step, want) in zip(actual, expected, strict=True)
+    )
+    if not same:
+        shown = f"logged {expected[:8]}{'...' if len(expected) > 8 else ''} ({len(expected)}), "
+        shown += f"stored {actual[:8]}{'...' if len(actual) > 8 else ''} ({len(actual)})"
+        raise AssertionError(f"broken promise: {POINTS}; {shown}")
 
 
 def make_tree(parent: Path) -> Path:
@@ -121,7 +134,7 @@ class TrackerConformance:
             "optimizer.betas.b1": "0.9",
         }
         for record in self.both(tracker, reader, run.id):
-            assert record.params == expected
+            assert record.params == expected, f"broken promise: {PARAMS}"
 
     def test_same_param_again_is_a_no_op_another_value_conflicts(
         self, tracker: BaseExperimentTracker, reader: RunReader
@@ -225,8 +238,8 @@ class TrackerConformance:
             run.set_tags({"stage": "prod", "size": 3})
         expected = {"stage": "prod", "team": "a", "size": "3"}
         stored = reader.read(run.id)
-        assert expected.items() <= stored.tags.items()
-        assert tracker.get_run(run.id).tags == expected
+        assert expected.items() <= stored.tags.items(), f"broken promise: {TAGS}"
+        assert tracker.get_run(run.id).tags == expected, f"broken promise: {TAGS}"
 
     # -- artifacts ---------------------------------------------------------------------
 
@@ -249,7 +262,7 @@ class TrackerConformance:
             "model/weights.bin",
         ]
         for record in self.both(tracker, reader, run.id):
-            assert sorted(record.artifacts) == expected
+            assert sorted(record.artifacts) == expected, f"broken promise: {ARTIFACTS}"
 
     def test_missing_artifact_uploads_nothing(
         self, tracker: BaseExperimentTracker, reader: RunReader, tmp_path: Path
@@ -295,7 +308,9 @@ class TrackerConformance:
             with pytest.raises(type(exception)), tracker.start_run() as run:
                 body(run)
         for record in self.both(tracker, reader, run.id):
-            assert record.status is status
+            assert record.status is status, (
+                f"broken promise: {STATUS}; expected {status.value}, stored {record.status.value}"
+            )
             assert_points(points(record, "m"), [(0, 1.0)])
 
     def test_plain_calls_times_and_end_by_name(
@@ -492,7 +507,8 @@ class TrackerConformance:
             repr(record.tags),
             str(bad_input.value),
         ]
-        assert not [text for text in shown for secret in secrets if secret in text]
+        leaks = [text for text in shown for secret in secrets if secret in text]
+        assert not leaks, f"broken promise: {SECRETS}; found in {len(leaks)} place(s)"
 
     # -- bad input ---------------------------------------------------------------------
 

@@ -12,6 +12,9 @@ import pytest
 
 __all__ = ["pytest_addoption"]
 
+# Show the suite's failing comparisons in detail, as pytest does for test modules.
+pytest.register_assert_rewrite("trackstack.testing.conformance")
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("trackstack", "trackstack conformance suite")

@@ -34,8 +34,7 @@ def tests(session: nox.Session, extra: str) -> None:
 @nox.session
 def example_adapter(session: nox.Session) -> None:
     """Install examples/trackstack-memory as a third party would and run the suite on it."""
-    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
-    session.install(".", "./examples/trackstack-memory")
+    session.install(".[testing]", "./examples/trackstack-memory")
     session.chdir("examples/trackstack-memory")
     session.run("pytest", "tests", "-p", "no:cacheprovider")
     session.run(

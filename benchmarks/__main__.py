@@ -62,13 +62,14 @@ def main() -> None:
 
     peaks = memory.run()
     table = Table(title="Peak memory of a run logging through trackstack (local store)")
-    for column in ("points", "RSS before, MiB", "peak RSS, MiB", "seconds"):
+    for column in ("points", "RSS before, MiB", "peak RSS, MiB", "no-op peak, MiB", "seconds"):
         table.add_column(column, justify="right")
     for points, figures in peaks.items():
         table.add_row(
             f"{int(points):,}",
             f"{figures['baseline_mib']:.1f}",
             f"{figures['peak_mib']:.1f}",
+            f"{figures['noop_peak_mib']:.1f}",
             f"{figures['seconds']:.1f}",
         )
     console.print(table)

@@ -124,9 +124,7 @@ class BaseExperimentTracker(StackComponent, ABC):
             return self.settings_class.model_validate(data)
         except ValidationError as exc:
             raise InvalidInputError(
-                describe_config_errors(self.flavor, self.settings_class, exc).replace(
-                    "invalid config", "invalid run settings", 1
-                )
+                describe_config_errors(self.flavor, self.settings_class, exc, "run settings")
             ) from None
 
     # -- the run API ----------------------------------------------------------

@@ -174,7 +174,9 @@ class Flavor(ABC):
             raise ConfigError(describe_config_errors(self.name, model, exc)) from None
 
 
-def describe_config_errors(flavor: str, model: type[BaseModel], exc: ValidationError) -> str:
+def describe_config_errors(
+    flavor: str, model: type[BaseModel], exc: ValidationError, subject: str = "config"
+) -> str:
     """One message naming the flavor, each bad field and the valid fields.
 
     Built by hand rather than from ``str(exc)``, which would print the input of
@@ -195,4 +197,4 @@ def describe_config_errors(flavor: str, model: type[BaseModel], exc: ValidationE
             shown = f" (got {error['input']!r})" if plain else ""
             problems.append(f"field {field!r}: {error['msg']}{shown}")
     fields = ", ".join(sorted(model.model_fields)) or "(none)"
-    return f"invalid config for flavor {flavor!r}: {'; '.join(problems)}. Valid fields: {fields}"
+    return f"invalid {subject} for flavor {flavor!r}: {'; '.join(problems)}. Valid fields: {fields}"

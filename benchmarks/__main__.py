@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import import_cost, memory, mlflow_throughput
+from benchmarks import import_cost, memory, mlflow_throughput, wandb_offline
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -29,10 +29,17 @@ def main() -> None:
     console = Console(width=120)
     imports = import_cost.run()
     table = Table(title="Import cost (fresh process each, median)")
-    for column in ("import", "median ms", "times trackstack"):
-        table.add_column(column, justify="right" if column != "import" else "left")
+    for column in ("import", "median ms", "times trackstack", "SDKs it loaded"):
+        table.add_column(
+            column, justify="left" if column in ("import", "SDKs it loaded") else "right"
+        )
     for name, seconds in imports["median_seconds"].items():
-        table.add_row(name, f"{seconds * 1000:.1f}", f"{imports['times_trackstack'][name]:.1f}")
+        table.add_row(
+            name,
+            f"{seconds * 1000:.1f}",
+            f"{imports['times_trackstack'][name]:.1f}",
+            imports["sdks_loaded"][name],
+        )
     console.print(table)
     if imports["missing"]:
         console.print(f"not installed, not measured: {', '.join(imports['missing'])}")
@@ -60,6 +67,25 @@ def main() -> None:
             f"p99 {blocked['p99']:.3f} ms, max {blocked['max']:.1f} ms"
         )
 
+    offline = wandb_offline.run(
+        rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
+        scale=float(os.environ.get("BENCH_SCALE", "1")),
+    )
+    table = Table(title="W&B offline, 10,000 steps x 4 metrics (median of rounds)")
+    for column in ("way", "start run, s", "loop + end, s", "end alone, s", "points/s"):
+        table.add_column(column, justify="left" if column == "way" else "right")
+    for way, name in wandb_offline.NAMES.items():
+        figures = offline["median_seconds"][way]
+        table.add_row(
+            f"{way}. {name}",
+            f"{figures['start']:.3f}",
+            f"{figures['loop']:.3f}",
+            f"{figures['end']:.3f}",
+            f"{offline['points_per_second'][way]:,.0f}",
+        )
+    console.print(table)
+    console.print(f"a/w throughput: {offline['a_over_w_throughput']:.2f}")
+
     peaks = memory.run()
     table = Table(title="Peak memory of a run logging through trackstack (local store)")
     for column in ("points", "RSS before, MiB", "peak RSS, MiB", "no-op peak, MiB", "seconds"):
@@ -84,6 +110,7 @@ def main() -> None:
         "versions": {d: _version(d) for d in ("trackstack", "mlflow", "wandb")},
         "import_cost": imports,
         "mlflow_throughput": throughput,
+        "wandb_offline": offline,
         "memory": peaks,
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

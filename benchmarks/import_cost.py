@@ -16,10 +16,16 @@ from typing import Any
 CANDIDATES = {
     "trackstack": "import trackstack",
     "trackstack+local tracker": "import trackstack; trackstack.load_tracker({'flavor': 'local'})",
+    "trackstack_mlflow": "import trackstack_mlflow",
+    "trackstack_wandb": "import trackstack_wandb",
     "mlflow": "import mlflow",
     "wandb": "import wandb",
 }
-TIMER = "import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+# Prints the seconds, then whether the import pulled in an SDK (an adapter must not).
+TIMER = (
+    "import time, sys; t = time.perf_counter(); {code}; s = time.perf_counter() - t; "
+    "print(s); print(sorted({{m.split('.')[0] for m in sys.modules}} & {{'mlflow', 'wandb'}}))"
+)
 
 
 def _installed(code: str) -> bool:
@@ -27,30 +33,31 @@ def _installed(code: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _time_once(code: str) -> float:
+def _time_once(code: str) -> tuple[float, str]:
     result = subprocess.run(
         [sys.executable, "-c", TIMER.format(code=code)],
         capture_output=True,
         text=True,
         check=True,
     )
-    return float(result.stdout.strip().splitlines()[-1])
+    seconds, sdks = result.stdout.strip().splitlines()[-2:]
+    return float(seconds), sdks
 
 
 def run(repetitions: int = 7) -> dict[str, Any]:
     """Median seconds per import, and each SDK's import time as a multiple of trackstack's."""
     present = {name: code for name, code in CANDIDATES.items() if _installed(code)}
-    for code in present.values():
-        _time_once(code)  # warm-up: fills the OS page cache and writes .pyc files
+    sdks_loaded = {name: _time_once(code)[1] for name, code in present.items()}  # warm-up
     samples: dict[str, list[float]] = {name: [] for name in present}
     for _ in range(repetitions):
         for name, code in present.items():
-            samples[name].append(_time_once(code))
+            samples[name].append(_time_once(code)[0])
     medians = {name: statistics.median(values) for name, values in samples.items()}
     base = medians["trackstack"]
     return {
         "repetitions": repetitions,
         "median_seconds": medians,
         "times_trackstack": {name: value / base for name, value in medians.items()},
+        "sdks_loaded": sdks_loaded,
         "missing": sorted(set(CANDIDATES) - set(present)),
     }

@@ -8,8 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from trackstack.experiment_trackers import BaseExperimentTrackerConfig
-from trackstack.validation import tag_values
+from trackstack.experiment_trackers import BaseExperimentTrackerConfig, Tags
 
 __all__ = ["MLFlowExperimentTrackerConfig", "MLFlowExperimentTrackerSettings"]
 
@@ -43,7 +42,7 @@ class MLFlowExperimentTrackerConfig(BaseExperimentTrackerConfig):
     """Skip TLS certificate checks (a self-signed server certificate)."""
     nested: bool = False
     """In a pipeline, log each step to a child run of the pipeline run's run."""
-    default_tags: dict[str, str] = Field(default_factory=dict)
+    default_tags: Tags = Field(default_factory=dict)
     """Tags set on every run this tracker starts."""
 
     @field_validator("tracking_uri")
@@ -54,11 +53,6 @@ class MLFlowExperimentTrackerConfig(BaseExperimentTrackerConfig):
             if path and path != ":memory:":
                 return f"{_SQLITE}{Path(path).resolve()}"
         return uri
-
-    @field_validator("default_tags")
-    @classmethod
-    def _valid_tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        return tag_values(tags)
 
     @model_validator(mode="after")
     def _credentials(self) -> MLFlowExperimentTrackerConfig:
@@ -98,9 +92,4 @@ class MLFlowExperimentTrackerSettings(BaseModel):
 
     experiment_name: str | None = None
     nested: bool | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("tags")
-    @classmethod
-    def _valid_tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        return tag_values(tags)
+    tags: Tags = Field(default_factory=dict)

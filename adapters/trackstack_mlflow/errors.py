@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
+from trackstack.backend import translating
 from trackstack.errors import (
     AuthenticationError,
     BackendError,
@@ -41,12 +41,6 @@ def translate(exc: Exception, where: str) -> TrackstackError:
     return BackendError(f"MLflow failed to {where}: {message}")
 
 
-@contextmanager
-def translated_errors(where: str) -> Iterator[None]:
+def translated_errors(where: str) -> AbstractContextManager[None]:
     """Raise trackstack errors, with MLflow's exception chained, for what fails inside."""
-    try:
-        yield
-    except TrackstackError:
-        raise
-    except Exception as exc:
-        raise translate(exc, where) from exc
+    return translating(translate, where)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from trackstack.enums import RunStatus
+from trackstack.environment import scoped_environment
 from trackstack.records import MetricPoint, RunRecord
-from trackstack_mlflow.environment import scoped_environment
 
 __all__ = ["MlflowClientReader"]
 

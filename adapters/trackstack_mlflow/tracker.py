@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from trackstack.enums import RunStatus
+from trackstack.environment import restored_environment, scoped_environment
 from trackstack.errors import ConfigError, MissingExtraError
 from trackstack.experiment_trackers import (
     BaseExperimentTracker,
@@ -31,7 +32,6 @@ from trackstack.experiment_trackers import (
     step_tags,
 )
 from trackstack_mlflow.config import MLFlowExperimentTrackerConfig, MLFlowExperimentTrackerSettings
-from trackstack_mlflow.environment import restored_environment, scoped_environment
 from trackstack_mlflow.errors import translated_errors
 
 if TYPE_CHECKING:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Capabilities", "RunStart", "StartedRun"]
+from trackstack.errors import TrackstackError
+
+__all__ = ["Capabilities", "RunStart", "StartedRun", "translating"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class Capabilities:
     """Most points the core passes to one ``backend_log_metrics`` call."""
     max_params_per_call: int = 100
     max_tags_per_call: int = 100
+    reserved_metric_keys: frozenset[str] = frozenset()
+    """Metric names the backend keeps for itself; logging one is an ``InvalidInputError``."""
 
 
 @dataclass(frozen=True)
@@ -51,3 +57,20 @@ class StartedRun:
     id: str
     url: str | None = None
     name: str | None = None
+
+
+@contextmanager
+def translating(
+    translate: Callable[[Exception, str], TrackstackError], where: str
+) -> Iterator[None]:
+    """Raise ``translate(exc, where)``, chained, for an SDK exception raised inside.
+
+    ``where`` says what was being done ("log metrics to run 123"); trackstack's
+    own errors pass through unchanged.
+    """
+    try:
+        yield
+    except TrackstackError:
+        raise
+    except Exception as exc:
+        raise translate(exc, where) from exc

@@ -14,9 +14,17 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Annotated, Any, ClassVar, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from trackstack.backend import Capabilities, RunStart, StartedRun
 from trackstack.enums import RunStatus, StackComponentType
@@ -44,10 +52,14 @@ __all__ = [
     "RunStart",
     "StartedRun",
     "StepRunInfo",
+    "Tags",
     "step_tags",
 ]
 
 DEFAULT_EXPERIMENT = "Default"
+
+Tags = Annotated[dict[str, str], AfterValidator(tag_values)]
+"""A config or settings field of tags: keys checked like every tag key."""
 _T = TypeVar("_T")
 
 

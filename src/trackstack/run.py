@@ -159,6 +159,12 @@ class Run:
                 f"log_metrics takes a dict of name to value, got a {type(metrics).__name__}"
             )
         values = {check_key(key, "metric"): metric_value(key, v) for key, v in metrics.items()}
+        reserved = self._tracker.capabilities.reserved_metric_keys.intersection(values)
+        if reserved:
+            raise InvalidInputError(
+                f"metric name(s) {sorted(reserved)} are reserved by the "
+                f"{self._tracker.flavor} backend; log under another name"
+            )
         given_step = None if step is None else check_step(step)
         timestamp = time.time()
         with self._lock:

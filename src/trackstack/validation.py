@@ -27,6 +27,7 @@ __all__ = [
     "check_step",
     "flatten_params",
     "metric_value",
+    "param_text",
     "tag_values",
 ]
 
@@ -116,7 +117,8 @@ def check_step(step: object) -> int:
     return whole
 
 
-def _param_text(value: object) -> str:
+def param_text(value: object) -> str:
+    """The string a param or tag value is stored as: ``str()``, JSON for lists and tuples."""
     if isinstance(value, str):
         return value
     if isinstance(value, list | tuple) or (isinstance(value, Mapping) and not value):
@@ -141,7 +143,7 @@ def flatten_params(params: Mapping[str, Any]) -> dict[str, ParamValue]:
                 walk(name, value)
                 continue
             check_key(name, "param")
-            text = _param_text(value)
+            text = param_text(value)
             if name in flat and flat[name].text != text:
                 raise ParamConflictError(
                     f"param {name!r} is given twice in one call, as {flat[name].text!r} "
@@ -157,7 +159,7 @@ def tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
     """Check tag keys and turn every value into a string."""
     if not isinstance(tags, Mapping):
         raise InvalidInputError(f"tags must be a dict of name to value, got {type(tags).__name__}")
-    return {check_key(key, "tag"): _param_text(value) for key, value in tags.items()}
+    return {check_key(key, "tag"): param_text(value) for key, value in tags.items()}
 
 
 def check_artifact_path(artifact_path: str | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from trackstack_mlflow.tracker import MLFlowExperimentTracker
 
 import trackstack
 from tests.mlflow.conftest import USER, Servers
+from tests.swap import SCRIPT, same_records
 from trackstack import RunStatus, StepRunInfo
 from trackstack.errors import (
     AuthenticationError,
@@ -285,21 +287,12 @@ def test_nested_steps_are_children_of_the_pipeline_run(sqlite_uri: str) -> None:
 
 # -- swapping by config --------------------------------------------------------------------
 
-SCRIPT = """
-import trackstack
-tracker = trackstack.load_tracker()
-with tracker.start_run(experiment="swap", run_name="same-script") as run:
-    run.log_params({"lr": 0.1})
-    for step in range(3):
-        run.log_metrics({"loss": 1.0 / (step + 1)})
-print(run.id)
-"""
-
 
 def test_the_same_script_logs_wherever_the_yaml_points(
     isolated_cwd: Path, mlflow_servers: Servers
 ) -> None:
     (isolated_cwd / "train.py").write_text(SCRIPT)
+    records = []
     for uri in (f"sqlite:///{isolated_cwd / 'local.db'}", mlflow_servers.sqlite.url):
         (isolated_cwd / "trackstack.yaml").write_text(
             f"experiment_tracker:\n  flavor: mlflow\n  config:\n    tracking_uri: {uri}\n"
@@ -309,12 +302,13 @@ def test_the_same_script_logs_wherever_the_yaml_points(
         )
         assert result.returncode == 0, result.stderr
         run_id = result.stdout.split()[-1]
-        client = MlflowClient(uri)
-        stored = client.get_run(run_id)
-        assert stored.info.status == "FINISHED"
-        assert stored.data.params == {"lr": "0.1"}
-        history = client.get_metric_history(run_id, "loss")
-        assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
+        records.append(MlflowClientReader(uri).read(run_id))
+        assert records[-1].status is RunStatus.FINISHED
+    same_records(*(dataclasses.replace(r, tags=user_tags(r.tags)) for r in records))
+
+
+def user_tags(tags: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if not k.startswith("mlflow.")}
 
 
 def test_readme_mlflow_configs_load(isolated_cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:

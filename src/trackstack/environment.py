@@ -1,9 +1,10 @@
-"""Handing credentials to MLflow through its environment variables, and taking them back.
+"""Handing credentials to an SDK through environment variables, and taking them back.
 
-MLflow's client reads credentials from ``MLFLOW_*`` variables on every request,
-so they are set only around trackstack's own calls (under a lock, since the
-environment is process-wide) and, during a pipeline step, for the step; both
-restore the variables exactly as they were. ZenML leaves them set for good.
+SDKs such as MLflow's client and wandb read credentials from environment
+variables, so adapters set them only around their own calls (under a lock,
+since the environment is process-wide) and, during a pipeline step, for the
+step; both restore the variables exactly as they were. ZenML leaves them set
+for good.
 """
 
 from __future__ import annotations

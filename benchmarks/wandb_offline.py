@@ -1,0 +1,96 @@
+"""Metric throughput into W&B offline: trackstack's natural loop against raw ``wandb.log``.
+
+A training loop logs 4 metrics per step for 10,000 steps, two ways, each into
+a fresh offline run, alternating within each round after a warm-up round:
+
+a. trackstack: ``run.log_metrics({...}, step=step)`` once per step;
+w. wandb: ``run.log({...}, step=step)`` once per step.
+
+The loop figure covers every logging call and the end of the run (trackstack's
+``end()`` waits until the run file holds every point; ``finish()`` does not).
+Starting and ending a run are also timed on their own.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import wandb
+
+import trackstack
+
+KEYS = ("loss", "accuracy", "learning_rate", "grad_norm")
+STEPS = 10_000
+NAMES = {"a": "trackstack run.log_metrics per step", "w": "wandb run.log per step"}
+
+
+def _values(step: int) -> dict[str, float]:
+    return {key: (step + 1) / (index + 2) for index, key in enumerate(KEYS)}
+
+
+def way_a(folder: Path, steps: int) -> dict[str, float]:
+    tracker = trackstack.load_tracker(
+        {"flavor": "wandb", "config": {"mode": "offline", "dir": str(folder)}}
+    )
+    started = time.perf_counter()
+    run = tracker.start_run(experiment="bench")
+    loop = time.perf_counter()
+    for step in range(steps):
+        run.log_metrics(_values(step), step=step)
+    ending = time.perf_counter()
+    run.end()
+    done = time.perf_counter()
+    return {"start": loop - started, "loop": done - loop, "end": done - ending}
+
+
+def way_w(folder: Path, steps: int) -> dict[str, float]:
+    started = time.perf_counter()
+    run = wandb.init(
+        project="bench",
+        mode="offline",
+        dir=str(folder),
+        reinit="create_new",
+        settings=wandb.Settings(silent=True),
+    )
+    loop = time.perf_counter()
+    for step in range(steps):
+        run.log(_values(step), step=step)
+    ending = time.perf_counter()
+    run.finish()
+    done = time.perf_counter()
+    return {"start": loop - started, "loop": done - loop, "end": done - ending}
+
+
+WAYS = {"a": way_a, "w": way_w}
+
+
+def run(rounds: int = 3, scale: float = 1.0) -> dict[str, Any]:
+    """Median loop, start and end seconds per way, points per second, and a/w ratios."""
+    steps = max(1, int(STEPS * scale))
+    samples: dict[str, list[dict[str, float]]] = {way: [] for way in WAYS}
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ.setdefault("WANDB_SILENT", "true")
+        for round_number in range(rounds + 1):
+            for way, measure in WAYS.items():
+                figures = measure(Path(scratch) / f"{way}{round_number}", steps)
+                if round_number:  # round 0 warms up wandb-core and the page cache
+                    samples[way].append(figures)
+    medians = {
+        way: {part: statistics.median(s[part] for s in runs) for part in ("start", "loop", "end")}
+        for way, runs in samples.items()
+    }
+    return {
+        "steps": steps,
+        "metrics_per_step": len(KEYS),
+        "rounds": rounds,
+        "median_seconds": medians,
+        "points_per_second": {
+            way: steps * len(KEYS) / figures["loop"] for way, figures in medians.items()
+        },
+        "a_over_w_throughput": medians["w"]["loop"] / medians["a"]["loop"],
+    }

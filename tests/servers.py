@@ -57,6 +57,12 @@ class ServerProcess:
                 preexec_fn=_die_with_parent,
             )
 
+    def kill(self) -> None:
+        """SIGKILL the whole group, as a crash would: no clean shutdown."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=20)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -78,9 +84,12 @@ class MlflowServer(ServerProcess):
         backend_store_uri: str,
         *,
         basic_auth: tuple[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
+        """Start the server; ``port`` reuses a port, to restart a server where it was."""
         folder.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.folder, self.backend_store_uri = folder, backend_store_uri
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # No background job runner: the tests need none, and it costs CPU the tests want.
         env = {
@@ -110,6 +119,10 @@ class MlflowServer(ServerProcess):
             env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "trackstack-tests-only"
             command += ["--app-name", "basic-auth"]
         super().__init__(command, folder / "server.log", env)
+
+    def restarted(self) -> MlflowServer:
+        """A new server process on the same port and store (this one must be gone)."""
+        return MlflowServer(self.folder, self.backend_store_uri, port=self.port)
 
     def wait_until_healthy(self) -> MlflowServer:
         deadline = time.monotonic() + STARTUP_SECONDS

@@ -1,4 +1,4 @@
-"""The metric buffer: flushed by size, by interval and at the end; never drops a point.
+"""The metric buffer: sent in the background and at the end; it never drops a point.
 
 Failures are injected by a tracker subclass around the real local store: a
 backend that fails on demand, with everything it does accept really stored.
@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
+import trackstack
 from trackstack import RunStatus
-from trackstack.errors import BackendError
+from trackstack.errors import BackendError, BackendUnavailableError
 from trackstack.experiment_trackers import Capabilities, MetricPoint, StartedRun
 from trackstack.local import LocalExperimentTrackerFlavor
 from trackstack.local.tracker import LocalExperimentTracker
@@ -32,20 +33,23 @@ class FlakyTracker(LocalExperimentTracker):
         self.failures = 0
         self.accept_first = 0
         self.fail_end = False
+        self.delay = 0.0
+        self.error: Exception = RuntimeError("server said no")
         self.batches: list[int] = []
 
     def backend_log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        time.sleep(self.delay)
         if self.accept_first:
             self.accept_first -= 1
         elif self.failures:
             self.failures -= 1
-            raise ConnectionError("connection refused")
+            raise self.error
         self.batches.append(len(points))
         super().backend_log_metrics(run_id, points)
 
     def backend_end_run(self, run_id: str, status: RunStatus) -> None:
         if self.fail_end:
-            raise ConnectionError("connection refused")
+            raise self.error
         super().backend_end_run(run_id, status)
 
 
@@ -71,25 +75,46 @@ def stored_points(tracker: LocalExperimentTracker, run_id: str) -> list[tuple[st
     return [(str(k), int(s), float(v)) for k, s, v in rows]
 
 
-def test_buffer_flushes_by_size(tracker: LocalExperimentTracker) -> None:
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the background sender"
+        time.sleep(0.01)
+
+
+def test_full_batches_are_sent_in_the_background(tracker: LocalExperimentTracker) -> None:
     tracker.buffer_size = 10
     tracker.flush_interval = 3600
     run = tracker.start_run()
     for step in range(25):
         run.log_metrics({"m": step}, step=step)
-    assert len(stored_points(tracker, run.id)) == 20
-    assert run.buffered_points == 5
+    wait_until(lambda: len(stored_points(tracker, run.id)) >= 10)
+    sent = [s for _, s, _ in stored_points(tracker, run.id)]
+    assert sent == list(range(len(sent)))
     run.end()
     assert [s for _, s, _ in stored_points(tracker, run.id)] == list(range(25))
+
+
+def test_a_backend_slower_than_the_loop_holds_it_back_at_max_buffered_points(
+    flaky: FlakyTracker,
+) -> None:
+    flaky.buffer_size, flaky.max_buffered_points, flaky.flush_interval = 3, 6, 3600
+    flaky.delay = 0.05
+    run = flaky.start_run()
+    most = 0
+    for step in range(30):
+        run.log_metrics({"m": step}, step=step)
+        most = max(most, run.buffered_points)
+    assert most <= 6
+    run.end()
+    assert [s for _, s, _ in stored_points(flaky, run.id)] == list(range(30))
 
 
 def test_buffer_flushes_a_quiet_run_by_interval(tracker: LocalExperimentTracker) -> None:
     tracker.flush_interval = 0.05
     run = tracker.start_run()
     run.log_metrics({"m": 1.0})
-    deadline = time.monotonic() + 10
-    while not stored_points(tracker, run.id) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: bool(stored_points(tracker, run.id)))
     assert stored_points(tracker, run.id) == [("m", 0, 1.0)]
     assert run.buffered_points == 0
     run.end()
@@ -110,9 +135,9 @@ def test_failed_flush_keeps_every_point(flaky: FlakyTracker) -> None:
     for step in range(7):
         run.log_metrics({"m": step}, step=step)
     flaky.failures = 1
-    with pytest.raises(BackendError, match="connection refused") as caught:
+    with pytest.raises(BackendError, match="server said no") as caught:
         run.flush()
-    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert isinstance(caught.value.__cause__, RuntimeError)
     assert "7 metric points" in "\n".join(caught.value.__notes__)
     assert run.buffered_points == 7
     run.end()
@@ -133,19 +158,20 @@ def test_partly_sent_buffer_resumes_where_it_failed(flaky: FlakyTracker) -> None
     run.end()
 
 
-def test_size_flush_failure_surfaces_from_log_metrics_and_keeps_the_call(
+def test_a_failed_background_batch_surfaces_from_log_metrics_and_keeps_the_points(
     flaky: FlakyTracker,
 ) -> None:
     flaky.buffer_size = 4
     flaky.flush_interval = 3600
-    run = flaky.start_run()
-    run.log_metrics({"a": 1, "b": 2, "c": 3}, step=0)
     flaky.failures = 1
-    with pytest.raises(BackendError):
-        run.log_metrics({"d": 4}, step=0)
-    assert run.buffered_points == 4
+    run = flaky.start_run()
+    run.log_metrics({"a": 1, "b": 2, "c": 3, "d": 4}, step=0)
+    wait_until(lambda: flaky.failures == 0)
+    with pytest.raises(BackendError, match="server said no"):
+        run.log_metrics({"e": 5}, step=0)
+    assert run.buffered_points == 5
     run.end()
-    assert [k for k, _, _ in stored_points(flaky, run.id)] == ["a", "b", "c", "d"]
+    assert [k for k, _, _ in stored_points(flaky, run.id)] == ["a", "b", "c", "d", "e"]
 
 
 def test_background_flush_failure_surfaces_at_the_next_call(flaky: FlakyTracker) -> None:
@@ -153,10 +179,8 @@ def test_background_flush_failure_surfaces_at_the_next_call(flaky: FlakyTracker)
     flaky.failures = 1
     run = flaky.start_run()
     run.log_metrics({"m": 1.0})
-    deadline = time.monotonic() + 10
-    while flaky.failures and time.monotonic() < deadline:
-        time.sleep(0.02)
-    with pytest.raises(BackendError, match="connection refused"):
+    wait_until(lambda: flaky.failures == 0)
+    with pytest.raises(BackendError, match="server said no"):
         run.log_metrics({"m": 2.0})
     run.end()
     assert stored_points(flaky, run.id) == [("m", 0, 1.0), ("m", 1, 2.0)]
@@ -197,3 +221,68 @@ def test_started_run_reports_the_backend_url(tracker: LocalExperimentTracker) ->
         pass
     assert run.url == captured[0].url
     assert run.url == (tracker.config.root / "artifacts" / run.id).as_uri()
+
+
+# -- an unavailable backend: retried, then the outbox ------------------------------------
+
+
+def test_unreachable_backend_is_retried_in_the_background_without_bothering_the_loop(
+    flaky: FlakyTracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky.error = ConnectionError("connection refused")
+    flaky.buffer_size, flaky.flush_interval, flaky.retry_initial = 4, 3600, 0.01
+    flaky.failures = 5
+    run = flaky.start_run()
+    for step in range(12):
+        run.log_metrics({"m": step}, step=step)  # never raises: the sender retries
+    wait_until(lambda: flaky.failures == 0 and run.buffered_points < 4)
+    run.end()
+    assert [s for _, s, _ in stored_points(flaky, run.id)] == list(range(12))
+    assert "cannot reach its backend" in caplog.text
+    assert "reached its backend again" in caplog.text
+
+
+def test_end_while_unreachable_leaves_everything_in_the_outbox_for_sync(
+    flaky: FlakyTracker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky.error = ConnectionError("connection refused")
+    flaky.flush_interval, flaky.retry_initial, flaky.end_timeout = 3600, 0.01, 0.05
+    flaky.outbox = tmp_path / "outbox"
+    run = flaky.start_run()
+    run.log_metrics({"loss": 1.0, "acc": 0.5}, step=0)
+    flaky.failures, flaky.fail_end = 10**9, True
+    run.log_metrics({"loss": 0.5, "acc": 0.7}, step=1)
+    run.end()  # does not raise: nothing is lost
+    assert run.status is RunStatus.FINISHED
+    assert "waiting in" in caplog.text
+    assert "trackstack sync" in caplog.text
+    assert stored_points(flaky, run.id) == []
+    assert flaky.get_run(run.id).status is RunStatus.RUNNING
+
+    flaky.failures, flaky.fail_end = 0, False
+    report = trackstack.sync(flaky)
+    assert (report.runs, report.points, report.ended) == (1, 4, 1)
+    assert stored_points(flaky, run.id) == [
+        ("loss", 0, 1.0), ("acc", 0, 0.5), ("loss", 1, 0.5), ("acc", 1, 0.7)
+    ]  # fmt: skip
+    assert flaky.get_run(run.id).status is RunStatus.FINISHED
+    assert trackstack.sync(flaky).points == 0
+    assert len(stored_points(flaky, run.id)) == 4
+
+
+def test_a_sync_cut_short_resumes_where_it_stopped(flaky: FlakyTracker, tmp_path: Path) -> None:
+    flaky.error = ConnectionError("connection refused")
+    flaky.flush_interval, flaky.retry_initial, flaky.end_timeout = 3600, 0.01, 0.05
+    flaky.outbox = tmp_path / "outbox"
+    run = flaky.start_run()
+    flaky.failures, flaky.fail_end = 10**9, True
+    for step in range(3):
+        run.log_metrics({"m": step}, step=step)
+    run.end()
+    flaky.failures, flaky.fail_end = 0, True  # points go through, the end does not
+    with pytest.raises(BackendUnavailableError):
+        trackstack.sync(flaky)
+    flaky.fail_end = False
+    assert trackstack.sync(flaky).points == 0  # the points were already delivered
+    assert [s for _, s, _ in stored_points(flaky, run.id)] == [0, 1, 2]
+    assert flaky.get_run(run.id).status is RunStatus.FINISHED

@@ -44,6 +44,11 @@ class MLFlowExperimentTrackerConfig(BaseExperimentTrackerConfig):
     """In a pipeline, log each step to a child run of the pipeline run's run."""
     default_tags: Tags = Field(default_factory=dict)
     """Tags set on every run this tracker starts."""
+    request_timeout: int = Field(default=30, gt=0)
+    """Seconds one HTTP request to the server may take."""
+    request_retries: int = Field(default=2, ge=0)
+    """MLflow's own retries of a failed request for calls that wait for an answer (start,
+    params, tags, artifacts, reads); metric batches are retried by trackstack's sender."""
 
     @field_validator("tracking_uri")
     @classmethod
@@ -69,6 +74,18 @@ class MLFlowExperimentTrackerConfig(BaseExperimentTrackerConfig):
     def is_server(self) -> bool:
         """Whether the tracking URI is an HTTP(S) tracking server."""
         return self.tracking_uri.startswith(("http://", "https://"))
+
+    def request_environment(self, retries: int | None = None) -> dict[str, str]:
+        """The ``MLFLOW_HTTP_*`` variables bounding how long MLflow's client keeps trying.
+
+        Left alone, it retries a dead server for about four minutes.
+        """
+        return {
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.request_timeout),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(
+                self.request_retries if retries is None else retries
+            ),
+        }
 
     def credential_environment(self) -> dict[str, str]:
         """The ``MLFLOW_*`` variables MLflow's client reads credentials from."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import AbstractContextManager
 
 from trackstack.backend import translating
 from trackstack.errors import (
     AuthenticationError,
     BackendError,
+    BackendUnavailableError,
     InvalidInputError,
     ParamConflictError,
     RunNotFoundError,
@@ -17,13 +19,20 @@ from trackstack.errors import (
 __all__ = ["translated_errors"]
 
 _AUTH_CODES = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
+# MLflow's REST client wraps connection failures, timeouts and 5xx/429 answers
+# that are not JSON in a plain MlflowException: only the message tells.
+_UNREACHABLE = re.compile(
+    r"API request to .* failed with (exception|timeout exception|error code (5\d\d|429))"
+)
 
 
 def translate(exc: Exception, where: str) -> TrackstackError:
     """The trackstack error for an exception MLflow raised while doing ``where``."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException, RestException
 
     if not isinstance(exc, MlflowException):
+        if isinstance(exc, OSError):  # connection refused or reset below MLflow's client
+            return BackendUnavailableError(f"MLflow could not {where}: {exc}")
         return BackendError(f"MLflow failed to {where}: {type(exc).__name__}: {exc}")
     code, message = exc.error_code, exc.message
     status = exc.get_http_status_code()  # type: ignore[no-untyped-call]
@@ -32,6 +41,9 @@ def translate(exc: Exception, where: str) -> TrackstackError:
             f"MLflow refused the credentials while trying to {where} ({message}); check "
             "tracking_username and tracking_password, or tracking_token, in the mlflow config"
         )
+    answered_busy = isinstance(exc, RestException) and (status == 429 or status >= 500)
+    if answered_busy or _UNREACHABLE.match(message):
+        return BackendUnavailableError(f"MLflow could not {where}: {message}")
     if code == "RESOURCE_DOES_NOT_EXIST":
         return RunNotFoundError(f"MLflow could not {where}: {message}")
     if "Changing param values is not allowed" in message:

@@ -162,9 +162,13 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
         return self.config.experiment_name
 
     @contextmanager
-    def _calling(self, where: str) -> Iterator[MlflowClient]:
+    def _calling(self, where: str, retries: int | None = None) -> Iterator[MlflowClient]:
         client = self.client
-        environment = {**self.config.credential_environment(), **_QUIET}
+        environment = {
+            **self.config.credential_environment(),
+            **self.config.request_environment(retries),
+            **_QUIET,
+        }
         with translated_errors(where), scoped_environment(environment):
             yield client
 
@@ -213,7 +217,8 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
             Metric(key, point.value, millis, point.step)
             for (key, point), millis in zip(points, stamps, strict=True)
         ]
-        with self._calling(f"log metrics to run {run_id}") as client:
+        # No retries inside MLflow's client: the sender retries with backoff, off the loop.
+        with self._calling(f"log metrics to run {run_id}", retries=0) as client:
             client.log_batch(run_id, metrics=batch, synchronous=True)
         self._order.commit(pending)
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from trackstack.config import load_tracker
     from trackstack.enums import RunStatus
     from trackstack.experiment_trackers import StepRunInfo
+    from trackstack.outbox import sync
     from trackstack.records import MetricPoint, RunRecord
     from trackstack.registry import FlavorInfo, get_flavor, list_flavors
     from trackstack.run import Run
@@ -32,6 +33,7 @@ __all__ = [
     "get_flavor",
     "list_flavors",
     "load_tracker",
+    "sync",
 ]
 
 _HOMES = {
@@ -46,6 +48,7 @@ _HOMES = {
     "get_flavor": "trackstack.registry",
     "list_flavors": "trackstack.registry",
     "load_tracker": "trackstack.config",
+    "sync": "trackstack.outbox",
 }
 
 

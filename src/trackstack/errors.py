@@ -11,6 +11,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "AuthenticationError",
     "BackendError",
+    "BackendUnavailableError",
     "ConfigError",
     "FlavorNotFoundError",
     "InvalidInputError",
@@ -65,6 +66,14 @@ class BackendError(TrackstackError):
 
 class AuthenticationError(BackendError):
     """The backend refused the credentials."""
+
+
+class BackendUnavailableError(BackendError):
+    """The backend could not be reached, or answered 5xx or 429: trying again may work.
+
+    Metric points that meet this error stay buffered and are retried with
+    backoff; what is still undelivered when the run ends goes to the outbox.
+    """
 
 
 class PlainTextSecretWarning(UserWarning):

@@ -30,6 +30,7 @@ from trackstack.backend import Capabilities, RunStart, StartedRun
 from trackstack.enums import RunStatus, StackComponentType
 from trackstack.errors import (
     BackendError,
+    BackendUnavailableError,
     InvalidInputError,
     TrackstackError,
     UnsupportedOperationError,
@@ -97,9 +98,20 @@ class BaseExperimentTracker(StackComponent, ABC):
     settings_class: ClassVar[type[BaseModel] | None] = None
     """Per-run settings the adapter accepts (``start_run(settings=...)``), if any."""
     buffer_size: int = 1000
-    """Buffered metric points that trigger a flush; settable per tracker."""
+    """Buffered metric points that the background sender sends as a batch; settable per tracker."""
     flush_interval: float = 5.0
-    """Seconds after which points of a run that went quiet are sent anyway."""
+    """Seconds after which buffered points are sent even if fewer than ``buffer_size``."""
+    max_buffered_points: int = 50_000
+    """Points a run may hold unsent; beyond this ``log_metrics`` waits for the backend."""
+    retry_initial: float = 0.5
+    """Seconds before the first retry of a batch the backend was unavailable for; doubles."""
+    retry_max: float = 30.0
+    """Longest wait between retries."""
+    end_timeout: float = 30.0
+    """How long ``end()`` retries an unavailable backend before using the outbox."""
+    outbox: Path | None = None
+    """Where undelivered points wait for ``trackstack sync``; None: ``$TRACKSTACK_OUTBOX``,
+    else ``.trackstack/outbox`` in the working directory."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -329,9 +341,8 @@ class BaseExperimentTracker(StackComponent, ABC):
             raise
         except Exception as exc:
             message = self._scrub(f"{type(exc).__name__}: {exc}")
-            raise BackendError(
-                f"the {self.flavor} backend failed to {operation}: {message}"
-            ) from exc
+            kind = BackendUnavailableError if _unreachable(exc) else BackendError
+            raise kind(f"the {self.flavor} backend failed to {operation}: {message}") from exc
 
     def _scrub(self, text: str) -> str:
         for name in type(self._config).model_fields:
@@ -349,6 +360,10 @@ class BaseExperimentTracker(StackComponent, ABC):
     def _forget_run(self, run: Run) -> None:
         with self._runs_lock:
             self._open_runs.pop(run.id, None)
+
+
+def _unreachable(exc: Exception) -> bool:
+    return isinstance(exc, ConnectionError | TimeoutError)
 
 
 def step_tags(info: StepRunInfo) -> dict[str, str]:

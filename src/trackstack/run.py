@@ -9,22 +9,26 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, SupportsIndex
 
 from trackstack.enums import RunStatus
 from trackstack.errors import (
     ArtifactNotFoundError,
     BackendError,
+    BackendUnavailableError,
     InvalidInputError,
     ParamConflictError,
     TrackstackError,
 )
+from trackstack.outbox import write_undelivered
 from trackstack.records import MetricPoint
 from trackstack.validation import (
     ParamValue,
@@ -90,16 +94,23 @@ class Run:
         self.experiment = experiment
         self.parent_id = parent_id
         self._tracker = tracker
+        # Lock order: _backend_lock, then _lock. log_metrics takes only _lock, so
+        # the training loop never waits for a request in flight.
+        self._backend_lock = threading.RLock()
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
         self._params = dict(params)
         self._next_step = next_step
-        self._buffer: list[tuple[str, MetricPoint]] = []
+        # Plain tuples of atoms, which CPython's collector stops tracking: a full
+        # buffer of objects made every full collection of a big process slower.
+        self._buffer: list[tuple[str, int, float, float]] = []
         self._last_flush = time.monotonic()
         self._pending_error: BackendError | None = None
         self._status = RunStatus.RUNNING
         self._closed = threading.Event()
-        self._flusher: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
         _live_runs.add(self)
+        install_sigterm_handler()
 
     def __repr__(self) -> str:
         return (
@@ -128,7 +139,7 @@ class Run:
         flat = flatten_params(params)
         caps = self._tracker.capabilities
         check_lengths({k: v.text for k, v in flat.items()}, caps.max_param_length, "param")
-        with self._lock:
+        with self._backend_lock, self._lock:
             self._check_open()
             new: dict[str, ParamValue] = {}
             for key, param in flat.items():
@@ -150,9 +161,11 @@ class Run:
     def log_metrics(self, metrics: Mapping[str, Any], step: SupportsIndex | None = None) -> None:
         """Buffer one value per metric at ``step`` (by default one past the last step used).
 
-        Points are sent when the buffer is full, every ``flush_interval``
-        seconds, on ``flush()`` and at the end of the run. If sending fails,
-        the points stay buffered and the ``BackendError`` is raised here.
+        A background thread sends the points when ``buffer_size`` are waiting
+        and when ``flush_interval`` seconds have passed; ``flush()`` and the
+        end of the run send the rest. The call waits only while more than
+        ``max_buffered_points`` are waiting. If sending failed, the points stay
+        buffered and the ``BackendError`` is raised by the next call.
         """
         if not isinstance(metrics, Mapping):
             raise InvalidInputError(
@@ -173,11 +186,15 @@ class Run:
                 return
             used = self._next_step if given_step is None else given_step
             self._next_step = used + 1
-            self._buffer.extend((key, MetricPoint(used, v, timestamp)) for key, v in values.items())
+            self._buffer.extend((key, used, v, timestamp) for key, v in values.items())
             if len(self._buffer) >= self._tracker.buffer_size:
-                self._flush_locked()
-            else:
-                self._start_flusher()
+                self._changed.notify_all()
+            self._start_sender()
+            while (
+                len(self._buffer) >= self._tracker.max_buffered_points
+                and self._pending_error is None
+            ):
+                self._changed.wait()  # the backend is slower than the loop: wait for room
             self._raise_pending()
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
@@ -185,7 +202,7 @@ class Run:
         values = tag_values(tags)
         caps = self._tracker.capabilities
         check_lengths(values, caps.max_tag_length, "tag")
-        with self._lock:
+        with self._backend_lock, self._lock:
             self._check_open()
             for chunk in _chunks(values, caps.max_tags_per_call):
                 self._tracker._call_backend(
@@ -205,7 +222,7 @@ class Run:
                 f"artifact path {str(local)!r} does not exist (looked in {local.absolute()}); "
                 "pass an existing file or directory"
             )
-        with self._lock:
+        with self._backend_lock, self._lock:
             self._check_open()
             if local.is_dir() and not self._tracker.capabilities.artifact_directories:
                 for file in sorted(p for p in local.rglob("*") if p.is_file()):
@@ -223,25 +240,42 @@ class Run:
 
     def flush(self) -> None:
         """Send every buffered point now."""
-        with self._lock:
+        with self._backend_lock, self._lock:
             self._pending_error = None
-            self._flush_locked()
+            self._send(everything=True)
 
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Send what is buffered and close the run; ending an ended run does nothing.
 
-        If sending fails the run stays open with its points buffered, and
-        ``end()`` can be called again.
+        While the backend is unavailable (unreachable, 5xx, 429) this retries
+        with backoff for up to ``tracker.end_timeout`` seconds, then writes the
+        undelivered points and the final status to the outbox for
+        ``trackstack sync`` and closes the run. On any other backend failure the
+        run stays open with its points buffered, and ``end()`` can be called again.
         """
         final = coerce_status(status)
-        with self._lock:
+        with self._backend_lock, self._lock:
             if self._status is not RunStatus.RUNNING:
                 return
             self._pending_error = None
-            self._flush_locked()
-            self._tracker._call_backend("end run", self._tracker.backend_end_run, self.id, final)
+            deadline = time.monotonic() + self._tracker.end_timeout
+            delay = self._tracker.retry_initial
+            while True:
+                try:
+                    self._send(everything=True)
+                    self._tracker._call_backend(
+                        "end run", self._tracker.backend_end_run, self.id, final
+                    )
+                    break
+                except BackendUnavailableError as error:
+                    if time.monotonic() + delay > deadline:
+                        self._to_outbox(final, error)
+                        break
+                    time.sleep(delay)
+                    delay = min(delay * 2, self._tracker.retry_max)
             self._status = final
             self._closed.set()
+            self._changed.notify_all()
             _live_runs.discard(self)
             self._tracker._forget_run(self)
 
@@ -283,13 +317,28 @@ class Run:
         if error is not None:
             raise error
 
-    def _flush_locked(self) -> None:
+    def _due(self) -> bool:
+        """Whether the sender should send now: a full batch, or points waiting too long."""
+        waiting = time.monotonic() - self._last_flush >= self._tracker.flush_interval
+        return len(self._buffer) >= self._tracker.buffer_size or (bool(self._buffer) and waiting)
+
+    def _send(self, everything: bool) -> None:
+        """Send buffered points in order, a batch at a time, while they are due (or all).
+
+        The caller holds ``_backend_lock``. ``_lock`` is held only to take a
+        batch from the front of the buffer and to drop it once stored, so
+        ``log_metrics`` goes on appending meanwhile; a failed batch stays.
+        """
         limit = self._tracker.capabilities.max_metrics_per_call
-        while self._buffer:
-            chunk = self._buffer[:limit]
+        while True:
+            with self._lock:
+                if not self._buffer or not (everything or self._due()):
+                    return
+                chunk = self._buffer[:limit]
+            points = [(key, MetricPoint(step, value, at)) for key, step, value, at in chunk]
             try:
                 self._tracker._call_backend(
-                    "log metrics", self._tracker.backend_log_metrics, self.id, chunk
+                    "log metrics", self._tracker.backend_log_metrics, self.id, points
                 )
             except BackendError as error:
                 error.add_note(
@@ -297,27 +346,60 @@ class Run:
                     "and will be sent again by the next flush"
                 )
                 raise
-            del self._buffer[: len(chunk)]
-        self._last_flush = time.monotonic()
-
-    def _start_flusher(self) -> None:
-        if self._flusher is None:
-            self._flusher = threading.Thread(
-                target=self._flush_periodically, name=f"trackstack-flush-{self.id}", daemon=True
-            )
-            self._flusher.start()
-
-    def _flush_periodically(self) -> None:
-        # Only flushes runs that went quiet: a busy loop fills the buffer and
-        # flushes it from its own thread, which keeps sending synchronous.
-        interval = self._tracker.flush_interval
-        while not self._closed.wait(interval):
             with self._lock:
-                if self._buffer and time.monotonic() - self._last_flush >= interval:
-                    try:
-                        self._flush_locked()
-                    except BackendError as error:
-                        self._pending_error = error
+                del self._buffer[: len(chunk)]
+                self._last_flush = time.monotonic()
+                self._changed.notify_all()
+
+    def _start_sender(self) -> None:
+        if self._sender is None:
+            self._sender = threading.Thread(
+                target=self._send_in_background, name=f"trackstack-send-{self.id}", daemon=True
+            )
+            self._sender.start()
+
+    def _send_in_background(self) -> None:
+        delay = self._tracker.retry_initial
+        while not self._closed.is_set():
+            with self._lock:
+                if not self._due():
+                    self._changed.wait(self._tracker.flush_interval / 2)
+                    continue
+            try:
+                with self._backend_lock:
+                    self._send(everything=False)
+            except BackendUnavailableError as error:
+                if delay == self._tracker.retry_initial:
+                    logger.warning(
+                        "trackstack: run %s cannot reach its backend (%s); %d metric points "
+                        "are kept and retried", self.id, error, len(self._buffer)
+                    )  # fmt: skip
+                self._closed.wait(delay)
+                delay = min(delay * 2, self._tracker.retry_max)
+                continue
+            except BackendError as error:
+                with self._lock:
+                    self._pending_error = error
+                    self._changed.notify_all()
+                # Not again until the next interval: the backend just failed.
+                self._closed.wait(self._tracker.flush_interval)
+                continue
+            if delay != self._tracker.retry_initial:
+                logger.warning("trackstack: run %s reached its backend again", self.id)
+                delay = self._tracker.retry_initial
+
+    def _to_outbox(self, final: RunStatus | None, error: BackendError) -> None:
+        """Move what is buffered (and the final status) to the outbox; say so once."""
+        path = write_undelivered(self._tracker, self.id, list(self._buffer), final)
+        count = len(self._buffer)
+        self._buffer.clear()
+        self._changed.notify_all()
+        ending = f" and the end ({final.value})" if final is not None else ""
+        logger.warning(
+            "trackstack: the %s backend is unavailable (%s); %d metric points%s of run %s "
+            "are waiting in %s. Send them with `trackstack sync` or trackstack.sync()",
+            self._tracker.flavor, error, count, ending, self.id, path,
+        )  # fmt: skip
 
 
 def _chunks(values: dict[str, Any], size: int) -> list[dict[str, Any]]:
@@ -326,13 +408,59 @@ def _chunks(values: dict[str, Any], size: int) -> list[dict[str, Any]]:
 
 
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+_crashed = False
 
 
 @atexit.register
-def _flush_live_runs() -> None:
-    # Daemon flusher threads die with the interpreter: send what they would have.
+def _close_live_runs() -> None:
+    # Daemon sender threads die with the interpreter: send what they would
+    # have. A run left open by an uncaught exception is marked FAILED.
     for run in list(_live_runs):
         try:
-            run.flush()
+            if _crashed:
+                run.end(RunStatus.FAILED)
+            else:
+                run.flush()
+        except BackendUnavailableError as error:
+            with run._backend_lock, run._lock:
+                run._to_outbox(None, error)
         except TrackstackError as error:
             logger.error("trackstack: points of run %s were not sent at exit: %s", run.id, error)
+
+
+def _note_crash(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    global _crashed
+    _crashed = not issubclass(kind, KeyboardInterrupt | SystemExit)
+    _previous_excepthook(kind, value, tb)
+
+
+def _end_killed(signum: int, frame: FrameType | None) -> None:
+    for run in list(_live_runs):
+        try:
+            run.end(RunStatus.KILLED)
+        except TrackstackError as error:
+            logger.error("trackstack: run %s could not be ended on SIGTERM: %s", run.id, error)
+    previous = _previous_sigterm
+    if callable(previous):
+        previous(signum, frame)
+    elif previous != signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_previous_excepthook = sys.excepthook
+sys.excepthook = _note_crash
+_previous_sigterm: Any = None
+
+
+def install_sigterm_handler() -> None:
+    """End open runs KILLED on SIGTERM, then do what the process did before.
+
+    Installed when the first run starts, from the main thread only (where
+    Python allows it); a handler already there is called afterwards.
+    """
+    global _previous_sigterm
+    if _previous_sigterm is not None or threading.current_thread() is not threading.main_thread():
+        return
+    _previous_sigterm = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _end_killed)

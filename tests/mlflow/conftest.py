@@ -38,9 +38,21 @@ class Servers:
 
 
 @pytest.fixture(scope="session")
-def mlflow_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    folder = tmp_path_factory.mktemp("mlflow-servers")
+def postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of the tests' own, on 127.0.0.1."""
     cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_servers(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresCluster
+) -> Iterator[Servers]:
+    folder = tmp_path_factory.mktemp("mlflow-servers")
+    cluster = postgres
     started: list[MlflowServer] = []
     try:
         postgres_uri = cluster.create_database("mlflow")
@@ -57,7 +69,6 @@ def mlflow_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers
     finally:
         for server in started:
             server.stop()
-        cluster.stop()
 
 
 def create_user(server: MlflowServer, user: str, password: str) -> None:

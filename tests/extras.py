@@ -6,15 +6,15 @@ import importlib.util
 
 import pytest
 
-ADAPTER_EXTRAS = {"mlflow": "mlflow", "wandb": "wandb"}
-"""Each extra, and the module it installs; tests/<extra>/ holds that adapter's tests."""
+ADAPTER_EXTRAS = {"mlflow": "mlflow", "wandb": "wandb", "plot": "matplotlib"}
+"""Each extra, and the module it installs; tests/<extra>/ holds the tests that need it."""
 
 
 def add_extras_option(parser: pytest.Parser) -> None:
     parser.addoption(
         "--extras",
         default=None,
-        help="extras this environment installs (none, mlflow, wandb, all; comma-separated); "
+        help="extras this environment installs (none, mlflow, wandb, plot, all; comma-separated); "
         "their adapters' tests run, the others' missing-extra errors are tested instead. "
         "Default: the extras whose SDK is importable.",
     )

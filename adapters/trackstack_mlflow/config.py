@@ -36,8 +36,11 @@ class MLFlowExperimentTrackerConfig(BaseExperimentTrackerConfig):
     experiment_name: str | None = None
     """The experiment of runs started without one; else the pipeline's name, else "Default"."""
     tracking_username: SecretStr | None = None
+    """Basic-auth user name; needs ``tracking_password``."""
     tracking_password: SecretStr | None = None
+    """Basic-auth password; needs ``tracking_username``."""
     tracking_token: SecretStr | None = None
+    """A bearer token; replaces user name and password."""
     tracking_insecure_tls: bool = False
     """Skip TLS certificate checks (a self-signed server certificate)."""
     nested: bool = False

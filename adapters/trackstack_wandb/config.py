@@ -28,11 +28,13 @@ class WandbExperimentTrackerConfig(BaseExperimentTrackerConfig):
     """
 
     api_key: SecretStr | None = None
+    """W&B API key; online mode needs it, here or as wandb's own ``WANDB_API_KEY``."""
     entity: str | None = None
     """The team or user that owns the projects; None: the API key's default entity."""
     project_name: str | None = None
     """The project of runs started without an experiment; else the pipeline's name."""
     mode: Literal["online", "offline", "disabled"] = "online"
+    """online; offline: run files under ``dir``, for ``wandb sync``; disabled: nothing written."""
     base_url: str | None = None
     """A self-hosted W&B server, e.g. ``https://wandb.example.com``; None: W&B's cloud."""
     dir: Path = Field(default_factory=default_dir)

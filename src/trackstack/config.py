@@ -19,14 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
-from trackstack.errors import ConfigError
+from trackstack.errors import ConfigError, TrackstackError
 from trackstack.experiment_trackers import BaseExperimentTracker
 from trackstack.registry import get_flavor
 from trackstack.secrets import secret_field_names
 
-__all__ = ["CONFIG_ENV_VAR", "DEFAULT_CONFIG_FILES", "interpolate", "load_tracker"]
+__all__ = ["CONFIG_ENV_VAR", "DEFAULT_CONFIG_FILES", "check_config", "interpolate", "load_tracker"]
 
 CONFIG_ENV_VAR = "TRACKSTACK_CONFIG"
 DEFAULT_CONFIG_FILES = ("trackstack.yaml", "trackstack.toml")
@@ -86,10 +86,22 @@ def _read(path: Path) -> Any:
         raise ConfigError(f"config file {str(path)!r} is not valid: {exc}") from None
 
 
-def interpolate(text: str, where: str) -> str:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` from the environment, ``$$`` with ``$``."""
+def interpolate(text: str, where: str, problems: list[str] | None = None) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` from the environment, ``$$`` with ``$``.
+
+    With ``problems``, each bad reference is added there instead of raised.
+    """
 
     def replace(match: re.Match[str]) -> str:
+        try:
+            return substitute(match)
+        except ConfigError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+            return ""
+
+    def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
         name, has_default, default = match.group(1).partition(":-")
@@ -111,17 +123,31 @@ def interpolate(text: str, where: str) -> str:
     return _REFERENCE.sub(replace, text)
 
 
-def _resolve(value: Any, where: str) -> Any:
+def _resolve(value: Any, where: str, problems: list[str] | None = None) -> Any:
     if isinstance(value, str):
-        return interpolate(value, where)
+        return interpolate(value, where, problems)
     if isinstance(value, Mapping):
-        return {key: _resolve(item, f"{where}.{key}") for key, item in value.items()}
+        return {k: _resolve(item, f"{where}.{k}", problems) for k, item in value.items()}
     if isinstance(value, list):
-        return [_resolve(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [_resolve(item, f"{where}[{i}]", problems) for i, item in enumerate(value)]
     return value
 
 
 def _build(data: Any, origin: str) -> BaseExperimentTracker:
+    flavor_name, name, raw_config = _spec(data, origin)
+    flavor = get_flavor(flavor_name)
+    config = _config_values(flavor.config_class, raw_config, origin)
+    try:
+        tracker = flavor.create(name or flavor.name, config=config)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    if not isinstance(tracker, BaseExperimentTracker):
+        raise ConfigError(f"{origin}: flavor {flavor_name!r} does not build an experiment tracker")
+    return tracker
+
+
+def _spec(data: Any, origin: str) -> tuple[str, str | None, Mapping[str, Any]]:
+    """The flavor's name, the tracker's name and the raw config of a config document."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: expected a mapping with an {_SECTION!r} section")
     if _SECTION in data:
@@ -145,19 +171,46 @@ def _build(data: Any, origin: str) -> BaseExperimentTracker:
     raw_config = spec.get("config") or {}
     if not isinstance(raw_config, Mapping):
         raise ConfigError(f"{origin}: 'config' must be a mapping of field to value")
-    flavor = get_flavor(flavor_name)
-    secrets = secret_field_names(flavor.config_class)
+    name = _resolve(spec.get("name"), "name")
+    return flavor_name, None if name is None else str(name), raw_config
+
+
+def _config_values(
+    model: type[BaseModel],
+    raw_config: Mapping[str, Any],
+    origin: str,
+    problems: list[str] | None = None,
+) -> dict[str, Any]:
+    secrets = secret_field_names(model)
     config: dict[str, Any] = {}
     for field, raw in raw_config.items():
-        value = _resolve(raw, f"{origin}: config.{field}")
+        value = _resolve(raw, f"{origin}: config.{field}", problems)
         # A secret read through ${VAR} is not plain text: hand it over already wrapped.
         from_env = isinstance(raw, str) and _REFERENCE.search(raw.replace("$$", "")) is not None
         config[field] = SecretStr(value) if field in secrets and from_env else value
-    name = _resolve(spec.get("name"), "name") or flavor.name
+    return config
+
+
+def check_config(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """Every problem of a config file at once, as ``load_tracker`` would meet them one by one.
+
+    Returns the errors (unreadable file, bad shape, unknown flavor, missing
+    ``${VAR}``, unknown fields, wrong types) and the warnings (plain-text secrets).
+    """
+    import warnings
+
+    origin = str(path)
     try:
-        tracker = flavor.create(str(name), config=config)
-    except ConfigError as exc:
-        raise ConfigError(f"{origin}: {exc}") from None
-    if not isinstance(tracker, BaseExperimentTracker):
-        raise ConfigError(f"{origin}: flavor {flavor_name!r} does not build an experiment tracker")
-    return tracker
+        flavor_name, name, raw_config = _spec(_read(Path(path)), origin)
+        flavor = get_flavor(flavor_name)
+    except TrackstackError as exc:
+        return [str(exc)], []
+    errors: list[str] = []
+    config = _config_values(flavor.config_class, raw_config, origin, errors)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            flavor.create(name or flavor.name, config=config)
+        except ConfigError as exc:
+            errors.append(f"{origin}: {exc}")
+    return errors, [f"{origin}: {warning.message}" for warning in caught]

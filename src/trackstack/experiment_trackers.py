@@ -81,6 +81,7 @@ class BaseExperimentTrackerConfig(StackComponentConfig):
     """Base config for experiment trackers."""
 
     warn_about_plain_text_secrets: bool = False
+    """Warn (``PlainTextSecretWarning``) when a secret is written into the config."""
 
     @model_validator(mode="before")
     @classmethod

@@ -29,7 +29,8 @@ DEFAULT_WORKSPACE_ID = uuid5(UUID(int=0), "trackstack-default-workspace")
 class StackComponentConfig(BaseModel):
     """Base of every component config: unknown fields are errors, values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Field docstrings become descriptions: `trackstack flavors show` and the JSON schema.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class StackComponent:

@@ -17,7 +17,7 @@ import pytest
 import trackstack
 from trackstack import RunStatus
 from trackstack.errors import BackendError, BackendUnavailableError
-from trackstack.experiment_trackers import Capabilities, MetricPoint, StartedRun
+from trackstack.experiment_trackers import Capabilities, MetricPoint, RunStart, StartedRun
 from trackstack.local import LocalExperimentTrackerFlavor
 from trackstack.local.tracker import LocalExperimentTracker
 from trackstack.stack import StackComponent
@@ -33,6 +33,7 @@ class FlakyTracker(LocalExperimentTracker):
         self.failures = 0
         self.accept_first = 0
         self.fail_end = False
+        self.fail_start = False
         self.delay = 0.0
         self.error: Exception = RuntimeError("server said no")
         self.batches: list[int] = []
@@ -46,6 +47,11 @@ class FlakyTracker(LocalExperimentTracker):
             raise self.error
         self.batches.append(len(points))
         super().backend_log_metrics(run_id, points)
+
+    def backend_start_run(self, request: RunStart) -> StartedRun:
+        if self.fail_start:
+            raise self.error
+        return super().backend_start_run(request)
 
     def backend_end_run(self, run_id: str, status: RunStatus) -> None:
         if self.fail_end:
@@ -286,3 +292,36 @@ def test_a_sync_cut_short_resumes_where_it_stopped(flaky: FlakyTracker, tmp_path
     assert trackstack.sync(flaky).points == 0  # the points were already delivered
     assert [s for _, s, _ in stored_points(flaky, run.id)] == [0, 1, 2]
     assert flaky.get_run(run.id).status is RunStatus.FINISHED
+
+
+def test_a_run_started_while_unreachable_goes_whole_to_the_outbox(
+    flaky: FlakyTracker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky.error = ConnectionError("connection refused")
+    flaky.outbox, flaky.end_timeout, flaky.retry_initial = tmp_path / "outbox", 0.05, 0.01
+    flaky.fail_start = flaky.fail_end = True
+    flaky.failures = 10**9
+    (tmp_path / "model.pkl").write_bytes(b"weights")
+    with flaky.start_run(experiment="offline", run_name="r", tags={"team": "a"}) as run:
+        run.log_params({"lr": 0.1, "opt": {"name": "adam"}})
+        for step in range(5):
+            run.log_metrics({"loss": 1 / (step + 1)}, step=step)
+        run.set_tags({"stage": "dev"})
+        run.log_artifact(tmp_path / "model.pkl", artifact_path="best")
+    (tmp_path / "model.pkl").unlink()  # the outbox keeps its own copy
+    assert run.id.startswith("pending-")
+    assert "created when you run `trackstack sync`" in caplog.text
+    assert flaky.list_runs() == []
+
+    flaky.fail_start = flaky.fail_end = False
+    flaky.failures = 0
+    report = trackstack.sync(flaky)
+    created = report.started[run.id]
+    record = flaky.get_run(created)
+    assert (record.name, record.experiment, record.status) == ("r", "offline", RunStatus.FINISHED)
+    assert record.params == {"lr": "0.1", "opt.name": "adam"}
+    assert record.tags == {"team": "a", "stage": "dev"}
+    assert [p.step for p in record.metrics["loss"]] == [0, 1, 2, 3, 4]
+    assert record.artifacts == ["best/model.pkl"]
+    assert trackstack.sync(flaky).runs == 0
+    assert len(flaky.list_runs()) == 1

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import trackstack
-from trackstack.outbox import write_undelivered
+from trackstack.outbox import RunOutbox
+from trackstack.records import MetricPoint
 
 SCRIPT = Path(sys.executable).with_name("trackstack")
 
@@ -248,12 +249,13 @@ def test_sync_delivers_the_outbox_once(isolated_cwd: Path) -> None:
     run = tracker.start_run(experiment="offline")
     run_id = run.id
     tracker._forget_run(run)  # as if the process had ended without reaching the backend
-    write_undelivered(tracker, run_id, [("loss", 0, 1.0, 1.0), ("loss", 1, 0.5, 2.0)], None)
+    points = [("loss", MetricPoint(0, 1.0, 1.0)), ("loss", MetricPoint(1, 0.5, 2.0))]
+    RunOutbox(tracker, run_id).record("backend_log_metrics", points)
     outbox = isolated_cwd / ".trackstack" / "outbox"
     assert list(outbox.rglob("*.jsonl"))
     first = cli("sync", "--config", config, "--json", cwd=isolated_cwd)
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"runs": 1, "points": 2, "ended": 0}
+    assert json.loads(first.stdout) == {"runs": 1, "points": 2, "ended": 0, "started": {}}
     second = cli("sync", "--config", config, cwd=isolated_cwd)
     assert second.stdout.strip() == "delivered 0 metric points and 0 run ends of 0 run(s)"
     stored = trackstack.load_tracker(config).get_run(run_id)

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -35,6 +37,7 @@ from trackstack.errors import (
     TrackstackError,
     UnsupportedOperationError,
 )
+from trackstack.outbox import PENDING_PREFIX, RunOutbox
 from trackstack.records import MetricPoint, RunRecord
 from trackstack.run import Run, check_lengths
 from trackstack.secrets import warn_about_plain_text
@@ -56,6 +59,8 @@ __all__ = [
     "Tags",
     "step_tags",
 ]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "Default"
 
@@ -110,6 +115,8 @@ class BaseExperimentTracker(StackComponent, ABC):
     """Longest wait between retries."""
     end_timeout: float = 30.0
     """How long ``end()`` retries an unavailable backend before using the outbox."""
+    start_offline: bool = True
+    """A run that cannot start because the backend is unavailable goes whole to the outbox."""
     outbox: Path | None = None
     """Where undelivered points wait for ``trackstack sync``; None: ``$TRACKSTACK_OUTBOX``,
     else ``.trackstack/outbox`` in the working directory."""
@@ -198,7 +205,13 @@ class BaseExperimentTracker(StackComponent, ABC):
         else:
             resolved = experiment or self.experiment_for(run_settings) or DEFAULT_EXPERIMENT
         request = RunStart(resolved, run_name, tag_map, parent_id, run_id, run_settings)
-        started = self._call_backend("start run", self.backend_start_run, request)
+        outbox = None
+        try:
+            started = self._call_backend("start run", self.backend_start_run, request)
+        except BackendUnavailableError as error:
+            if run_id is not None or not self.start_offline:
+                raise
+            started, outbox = self._start_in_outbox(request, error)
         run = Run(
             self,
             id=started.id,
@@ -208,10 +221,24 @@ class BaseExperimentTracker(StackComponent, ABC):
             parent_id=parent_id,
             params=params,
             next_step=next_step,
+            outbox=outbox,
         )
         with self._runs_lock:
             self._open_runs[run.id] = run
         return run
+
+    def _start_in_outbox(
+        self, request: RunStart, error: BackendError
+    ) -> tuple[StartedRun, RunOutbox]:
+        provisional = f"{PENDING_PREFIX}{uuid.uuid4().hex}"
+        outbox = RunOutbox(self, provisional)
+        outbox.record("backend_start_run", request)
+        logger.warning(
+            "trackstack: the %s backend is unavailable (%s); run %s is recorded in %s "
+            "and created when you run `trackstack sync` (or trackstack.sync())",
+            self.flavor, error, provisional, outbox.path,
+        )  # fmt: skip
+        return StartedRun(provisional, url=outbox.path.as_uri(), name=request.run_name), outbox
 
     def get_run(self, run_id: str) -> RunRecord:
         """Read a run back; points still buffered in this process are sent first."""

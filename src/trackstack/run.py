@@ -28,7 +28,7 @@ from trackstack.errors import (
     ParamConflictError,
     TrackstackError,
 )
-from trackstack.outbox import write_undelivered
+from trackstack.outbox import RunOutbox
 from trackstack.records import MetricPoint
 from trackstack.validation import (
     ParamValue,
@@ -87,6 +87,7 @@ class Run:
         parent_id: str | None,
         params: Mapping[str, str],
         next_step: int,
+        outbox: RunOutbox | None = None,
     ) -> None:
         self.id = id
         self.url = url
@@ -94,6 +95,8 @@ class Run:
         self.experiment = experiment
         self.parent_id = parent_id
         self._tracker = tracker
+        self._outbox = outbox
+        """Set for a run started while the backend was unavailable: it all goes there."""
         # Lock order: _backend_lock, then _lock. log_metrics takes only _lock, so
         # the training loop never waits for a request in flight.
         self._backend_lock = threading.RLock()
@@ -153,9 +156,7 @@ class Run:
                         "or start a new run"
                     )
             for chunk in _chunks(new, caps.max_params_per_call):
-                self._tracker._call_backend(
-                    "log params", self._tracker.backend_log_params, self.id, chunk
-                )
+                self._to_backend("log params", "backend_log_params", chunk)
                 self._params.update((key, param.text) for key, param in chunk.items())
 
     def log_metrics(self, metrics: Mapping[str, Any], step: SupportsIndex | None = None) -> None:
@@ -205,9 +206,7 @@ class Run:
         with self._backend_lock, self._lock:
             self._check_open()
             for chunk in _chunks(values, caps.max_tags_per_call):
-                self._tracker._call_backend(
-                    "set tags", self._tracker.backend_set_tags, self.id, chunk
-                )
+                self._to_backend("set tags", "backend_set_tags", chunk)
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Upload a file (to ``<artifact_path>/<name>``) or a directory (under its own name)."""
@@ -232,9 +231,7 @@ class Run:
                 self._log_artifact_locked(local, folder)
 
     def _log_artifact_locked(self, local: Path, folder: str | None) -> None:
-        self._tracker._call_backend(
-            "log artifact", self._tracker.backend_log_artifact, self.id, local, folder
-        )
+        self._to_backend("log artifact", "backend_log_artifact", local, folder)
 
     # -- flushing and ending ----------------------------------------------------
 
@@ -263,9 +260,7 @@ class Run:
             while True:
                 try:
                     self._send(everything=True)
-                    self._tracker._call_backend(
-                        "end run", self._tracker.backend_end_run, self.id, final
-                    )
+                    self._to_backend("end run", "backend_end_run", final)
                     break
                 except BackendUnavailableError as error:
                     if time.monotonic() + delay > deadline:
@@ -305,6 +300,13 @@ class Run:
 
     # -- internals ----------------------------------------------------------------
 
+    def _to_backend(self, operation: str, hook: str, *args: Any) -> None:
+        """Call the adapter's hook for this run, or record the call in the outbox."""
+        if self._outbox is not None:
+            self._outbox.record(hook, *args)
+        else:
+            self._tracker._call_backend(operation, getattr(self._tracker, hook), self.id, *args)
+
     def _check_open(self) -> None:
         if self._status is not RunStatus.RUNNING:
             raise InvalidInputError(
@@ -337,9 +339,7 @@ class Run:
                 chunk = self._buffer[:limit]
             points = [(key, MetricPoint(step, value, at)) for key, step, value, at in chunk]
             try:
-                self._tracker._call_backend(
-                    "log metrics", self._tracker.backend_log_metrics, self.id, points
-                )
+                self._to_backend("log metrics", "backend_log_metrics", points)
             except BackendError as error:
                 error.add_note(
                     f"{len(self._buffer)} metric points of run {self.id} are kept buffered "
@@ -389,16 +389,20 @@ class Run:
                 delay = self._tracker.retry_initial
 
     def _to_outbox(self, final: RunStatus | None, error: BackendError) -> None:
-        """Move what is buffered (and the final status) to the outbox; say so once."""
-        path = write_undelivered(self._tracker, self.id, list(self._buffer), final)
-        count = len(self._buffer)
+        """Move what is buffered (and the final status) to the outbox; say where."""
+        outbox = self._outbox or RunOutbox(self._tracker, self.id)
+        points = [(key, MetricPoint(step, value, at)) for key, step, value, at in self._buffer]
+        if points:
+            outbox.record("backend_log_metrics", points)
+        if final is not None:
+            outbox.record("backend_end_run", final)
         self._buffer.clear()
         self._changed.notify_all()
         ending = f" and the end ({final.value})" if final is not None else ""
         logger.warning(
             "trackstack: the %s backend is unavailable (%s); %d metric points%s of run %s "
             "are waiting in %s. Send them with `trackstack sync` or trackstack.sync()",
-            self._tracker.flavor, error, count, ending, self.id, path,
+            self._tracker.flavor, error, len(points), ending, self.id, outbox.path,
         )  # fmt: skip
 
 

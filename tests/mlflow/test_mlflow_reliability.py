@@ -70,3 +70,33 @@ def test_a_server_down_at_the_end_leaves_the_run_in_the_outbox_until_sync(
     assert (again.runs, again.points) == (0, 0)
     assert len(client.get_metric_history(run.id, "loss")) == 2_000
     assert tracker.get_run(run.id).status is RunStatus.FINISHED
+
+
+def test_a_server_down_for_the_whole_run_gets_all_of_it_from_sync(
+    server: list[MlflowServer], tmp_path: Path
+) -> None:
+    url = server[0].url
+    tracker = trackstack.load_tracker({"flavor": "mlflow", "config": {"tracking_uri": url}})
+    tracker.retry_initial, tracker.end_timeout = 0.1, 0.5
+    tracker.outbox = tmp_path / "outbox"
+    server[0].kill()
+    with tracker.start_run(experiment="never-up", tags={"team": "a"}) as run:
+        run.log_params({"lr": 0.1})
+        for step in range(5_000):
+            run.log_metrics({"loss": 1 / (step + 1), "acc": step / 5_000}, step=step)
+    assert run.id.startswith("pending-")
+
+    server.append(server[0].restarted().wait_until_healthy())
+    report = trackstack.sync(tracker)
+    assert (report.runs, report.points, report.ended) == (1, 10_000, 1)
+    created = report.started[run.id]
+    client = MlflowClient(url)
+    stored = client.get_run(created)
+    assert stored.info.status == "FINISHED"
+    assert stored.data.params == {"lr": "0.1"}
+    assert stored.data.tags["team"] == "a"
+    for key in ("loss", "acc"):
+        assert sorted(m.step for m in client.get_metric_history(created, key)) == list(range(5_000))
+    again = trackstack.sync(tracker)
+    assert (again.runs, again.points) == (0, 0)
+    assert len(client.search_runs([stored.info.experiment_id])) == 1

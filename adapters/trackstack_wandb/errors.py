@@ -8,6 +8,7 @@ from trackstack.backend import translating
 from trackstack.errors import (
     AuthenticationError,
     BackendError,
+    BackendUnavailableError,
     InvalidInputError,
     TrackstackError,
 )
@@ -29,6 +30,8 @@ def translate(exc: Exception, where: str) -> TrackstackError:
         isinstance(exc, errors.UsageError) and "api key" in message.lower()
     ):
         return AuthenticationError(f"W&B could not {where}: {message}; {NO_API_KEY}")
+    if isinstance(exc, errors.CommError):
+        return BackendUnavailableError(f"W&B could not {where}: {message}")
     if isinstance(exc, errors.UsageError | ValueError | TypeError):
         return InvalidInputError(f"W&B rejected the input to {where}: {message}")
     return BackendError(f"W&B failed to {where}: {type(exc).__name__}: {message}")

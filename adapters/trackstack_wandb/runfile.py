@@ -18,6 +18,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +49,46 @@ class RunState:
     last_start: float | None = None
     """When it last started: a resumed run's runtime counts from here."""
     config: dict[str, Any] = field(default_factory=dict)
-    synced: int = 0
-    """The last value of trackstack's sync marker in the run's summary."""
     artifacts: list[str] = field(default_factory=list)
     """The path of every file in every artifact the run logged."""
     exit_code: int | None = None
     """None while the run has not exited."""
     runtime: int = 0
     """Seconds from start to exit, as W&B records them."""
+    # History and summary records, nine in ten of a run file, are decoded only when
+    # asked for: waiting for a run's exit need not decode its history.
     _rows: list[dict[str, Any]] = field(default_factory=list)
-    _unread_rows: list[Any] = field(default_factory=list)
+    _unread_rows: list[bytes] = field(default_factory=list)
+    _synced: int = 0
+    _unread_summaries: list[bytes] = field(default_factory=list)
 
     @property
     def history(self) -> list[dict[str, Any]]:
         """One dict per ``log`` call, W&B's own keys (``_step``, ``_timestamp``) included."""
-        # Decoded when asked for: waiting for a run's exit need not decode its history.
-        self._rows.extend(dict(_items(items)) for items in self._unread_rows)
+        for raw in self._unread_rows:
+            self._rows.append(dict(_items(_parse(raw).history.item)))
         self._unread_rows.clear()
         return self._rows
+
+    @property
+    def synced(self) -> int:
+        """The last value of trackstack's sync marker in the run's summary."""
+        for raw in self._unread_summaries:
+            for item in _parse(raw).summary.update:
+                if item.key == SYNC_KEY or list(item.nested_key) == [SYNC_KEY]:
+                    self._synced = int(item.value_json)
+        self._unread_summaries.clear()
+        return self._synced
+
+    def add(self, raw: bytes) -> None:
+        """Fold in one serialized record."""
+        kind = _kind(raw)
+        if kind == "history":
+            self._unread_rows.append(raw)
+        elif kind == "summary":
+            self._unread_summaries.append(raw)
+        elif kind in ("run", "config", "artifact", "exit"):
+            self.apply(_parse(raw))
 
     def apply(self, record: Any) -> None:
         kind = record.WhichOneof("record_type")
@@ -73,12 +96,6 @@ class RunState:
             self._apply_run(record.run)
         elif kind == "config":
             self._apply_config(record.config)
-        elif kind == "history":
-            self._unread_rows.append(record.history.item)
-        elif kind == "summary":
-            for item in record.summary.update:
-                if item.key == SYNC_KEY or item.nested_key == [SYNC_KEY]:
-                    self.synced = int(item.value_json)
         elif kind == "artifact":
             self.artifacts.extend(entry.path for entry in record.artifact.manifest.contents)
         elif kind == "exit":
@@ -100,6 +117,51 @@ class RunState:
             parent = _get_nested(self.config, path[:-1])
             if isinstance(parent, dict):
                 parent.pop(path[-1], None)
+
+
+@cache
+def _record_kinds() -> dict[int, str]:
+    """The field numbers of Record's ``record_type`` kinds."""
+    from wandb.proto.wandb_internal_pb2 import Record  # type: ignore[attr-defined]
+
+    return {f.number: f.name for f in Record.DESCRIPTOR.oneofs_by_name["record_type"].fields}
+
+
+def _parse(raw: bytes) -> Any:
+    from wandb.proto.wandb_internal_pb2 import Record  # type: ignore[attr-defined]
+
+    record = Record()
+    record.ParseFromString(raw)
+    return record
+
+
+def _kind(raw: bytes) -> str | None:
+    """The record's kind, found by walking its top-level field tags, not decoding it."""
+    kinds, position = _record_kinds(), 0
+    while position < len(raw):
+        tag, position = _varint(raw, position)
+        number, wire_type = tag >> 3, tag & 7
+        if number in kinds:
+            return kinds[number]
+        if wire_type == 0:
+            _, position = _varint(raw, position)
+        elif wire_type == 2:
+            length, position = _varint(raw, position)
+            position += length
+        else:
+            position += 8 if wire_type == 1 else 4
+    return None
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
 
 
 def _items(items: Any) -> Iterator[tuple[str, Any]]:
@@ -141,8 +203,6 @@ class RunLog:
 
     def refresh(self) -> RunState:
         """Fold the records written since the last call into ``state`` and return it."""
-        from wandb.proto.wandb_internal_pb2 import Record  # type: ignore[attr-defined]
-
         try:
             with self.path.open("rb") as file:
                 file.seek(self._offset)
@@ -150,9 +210,7 @@ class RunLog:
         except FileNotFoundError:
             return self.state
         for end, raw in _records(data, self._offset, self.path):
-            record = Record()
-            record.ParseFromString(raw)
-            self.state.apply(record)
+            self.state.add(raw)
             self._offset = end
         return self.state
 

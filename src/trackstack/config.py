@@ -17,12 +17,13 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, SecretStr
 
 from trackstack.errors import ConfigError, TrackstackError
 from trackstack.experiment_trackers import BaseExperimentTracker
+from trackstack.ranks import LOG_ON
 from trackstack.registry import get_flavor
 from trackstack.secrets import secret_field_names
 
@@ -31,7 +32,7 @@ __all__ = ["CONFIG_ENV_VAR", "DEFAULT_CONFIG_FILES", "check_config", "interpolat
 CONFIG_ENV_VAR = "TRACKSTACK_CONFIG"
 DEFAULT_CONFIG_FILES = ("trackstack.yaml", "trackstack.toml")
 _SECTION = "experiment_tracker"
-_SPEC_KEYS = ("flavor", "name", "config")
+_SPEC_KEYS = ("flavor", "name", "config", "log_on")
 _REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -134,20 +135,28 @@ def _resolve(value: Any, where: str, problems: list[str] | None = None) -> Any:
 
 
 def _build(data: Any, origin: str) -> BaseExperimentTracker:
-    flavor_name, name, raw_config = _spec(data, origin)
-    flavor = get_flavor(flavor_name)
-    config = _config_values(flavor.config_class, raw_config, origin)
+    spec = _spec(data, origin)
+    flavor = get_flavor(spec.flavor)
+    config = _config_values(flavor.config_class, spec.config, origin)
     try:
-        tracker = flavor.create(name or flavor.name, config=config)
+        tracker = flavor.create(spec.name or flavor.name, config=config)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
     if not isinstance(tracker, BaseExperimentTracker):
-        raise ConfigError(f"{origin}: flavor {flavor_name!r} does not build an experiment tracker")
+        raise ConfigError(f"{origin}: flavor {spec.flavor!r} does not build an experiment tracker")
+    tracker.log_on = spec.log_on
     return tracker
 
 
-def _spec(data: Any, origin: str) -> tuple[str, str | None, Mapping[str, Any]]:
-    """The flavor's name, the tracker's name and the raw config of a config document."""
+class _Spec(NamedTuple):
+    flavor: str
+    name: str | None
+    config: Mapping[str, Any]
+    log_on: str
+
+
+def _spec(data: Any, origin: str) -> _Spec:
+    """The flavor's name, the tracker's name, the raw config and the rank policy."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: expected a mapping with an {_SECTION!r} section")
     if _SECTION in data:
@@ -172,7 +181,10 @@ def _spec(data: Any, origin: str) -> tuple[str, str | None, Mapping[str, Any]]:
     if not isinstance(raw_config, Mapping):
         raise ConfigError(f"{origin}: 'config' must be a mapping of field to value")
     name = _resolve(spec.get("name"), "name")
-    return flavor_name, None if name is None else str(name), raw_config
+    log_on = _resolve(spec.get("log_on", "all"), "log_on")
+    if log_on not in LOG_ON:
+        raise ConfigError(f"{origin}: log_on is {log_on!r}; use one of {', '.join(LOG_ON)}")
+    return _Spec(flavor_name, None if name is None else str(name), raw_config, log_on)
 
 
 def _config_values(
@@ -201,16 +213,16 @@ def check_config(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
 
     origin = str(path)
     try:
-        flavor_name, name, raw_config = _spec(_read(Path(path)), origin)
-        flavor = get_flavor(flavor_name)
+        spec = _spec(_read(Path(path)), origin)
+        flavor = get_flavor(spec.flavor)
     except TrackstackError as exc:
         return [str(exc)], []
     errors: list[str] = []
-    config = _config_values(flavor.config_class, raw_config, origin, errors)
+    config = _config_values(flavor.config_class, spec.config, origin, errors)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            flavor.create(name or flavor.name, config=config)
+            flavor.create(spec.name or flavor.name, config=config)
         except ConfigError as exc:
             errors.append(f"{origin}: {exc}")
     return errors, [f"{origin}: {warning.message}" for warning in caught]

@@ -38,6 +38,7 @@ from trackstack.errors import (
     UnsupportedOperationError,
 )
 from trackstack.outbox import PENDING_PREFIX, RunOutbox
+from trackstack.ranks import process_rank
 from trackstack.records import MetricPoint, RunRecord
 from trackstack.run import Run, check_lengths
 from trackstack.secrets import warn_about_plain_text
@@ -115,6 +116,9 @@ class BaseExperimentTracker(StackComponent, ABC):
     """Longest wait between retries."""
     end_timeout: float = 30.0
     """How long ``end()`` retries an unavailable backend before using the outbox."""
+    log_on: str = "all"
+    """``all``: every process logs; ``rank0``: only the process with ``$RANK`` (else
+    ``$LOCAL_RANK``) 0, the others get runs that accept every call and discard it."""
     start_offline: bool = True
     """A run that cannot start because the backend is unavailable goes whole to the outbox."""
     outbox: Path | None = None
@@ -177,6 +181,8 @@ class BaseExperimentTracker(StackComponent, ABC):
         manager or call ``end()``.
         """
         run_settings = self.validate_settings(settings)
+        if self.log_on == "rank0" and (rank := process_rank()) != 0:
+            return self._discarding_run(rank, experiment or self.experiment_for(run_settings))
         tag_map = tag_values(tags or {})
         check_lengths(tag_map, self.capabilities.max_tag_length, "tag")
         for value, what in ((experiment, "experiment"), (run_name, "run_name")):
@@ -227,6 +233,19 @@ class BaseExperimentTracker(StackComponent, ABC):
             self._open_runs[run.id] = run
         return run
 
+    def _discarding_run(self, rank: int, experiment: str | None) -> Run:
+        return Run(
+            self,
+            id=f"rank{rank}-discarded-{uuid.uuid4().hex[:12]}",
+            url=None,
+            name=None,
+            experiment=experiment or DEFAULT_EXPERIMENT,
+            parent_id=None,
+            params={},
+            next_step=0,
+            discard=True,
+        )
+
     def _start_in_outbox(
         self, request: RunStart, error: BackendError
     ) -> tuple[StartedRun, RunOutbox]:
@@ -264,7 +283,8 @@ class BaseExperimentTracker(StackComponent, ABC):
         """Start (or resume) the run a pipeline step logs to, and make it the SDK's active run."""
         run = self.start_step_run(info)
         self._step_runs[(info.run_id, info.step_name)] = run
-        self.enter_step_run(info, run)
+        if not run.discards:
+            self.enter_step_run(info, run)
 
     def cleanup_step_run(self, info: StepRunInfo, step_failed: bool) -> None:
         """End the step's run: FAILED if the step failed, else FINISHED."""
@@ -273,7 +293,8 @@ class BaseExperimentTracker(StackComponent, ABC):
         try:
             run.end(status)
         finally:
-            self.exit_step_run(info, run, status)
+            if not run.discards:
+                self.exit_step_run(info, run, status)
 
     def start_step_run(self, info: StepRunInfo) -> Run:
         """The run a step logs to: by default a run of its own, tagged with the pipeline's ids.
@@ -298,6 +319,8 @@ class BaseExperimentTracker(StackComponent, ABC):
     def get_step_run_metadata(self, info: StepRunInfo) -> dict[str, Any]:
         """ZenML's ``experiment_tracker_url`` plus the backend's ids; never a secret."""
         run = self.step_run(info)
+        if run.discards:
+            return {"experiment_tracker_url": None, "trackstack_rank": process_rank()}
         return {"experiment_tracker_url": run.url, **self.run_metadata(run)}
 
     def step_run(self, info: StepRunInfo) -> Run:

@@ -88,6 +88,7 @@ class Run:
         params: Mapping[str, str],
         next_step: int,
         outbox: RunOutbox | None = None,
+        discard: bool = False,
     ) -> None:
         self.id = id
         self.url = url
@@ -97,6 +98,9 @@ class Run:
         self._tracker = tracker
         self._outbox = outbox
         """Set for a run started while the backend was unavailable: it all goes there."""
+        self.discards = discard
+        """True on a process whose rank does not log (``log_on: rank0``): calls are
+        checked as anywhere else, then dropped."""
         # Lock order: _backend_lock, then _lock. log_metrics takes only _lock, so
         # the training loop never waits for a request in flight.
         self._backend_lock = threading.RLock()
@@ -302,6 +306,8 @@ class Run:
 
     def _to_backend(self, operation: str, hook: str, *args: Any) -> None:
         """Call the adapter's hook for this run, or record the call in the outbox."""
+        if self.discards:
+            return
         if self._outbox is not None:
             self._outbox.record(hook, *args)
         else:

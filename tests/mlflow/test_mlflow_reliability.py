@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ from mlflow import MlflowClient
 import trackstack
 from tests.mlflow.faults import log_through_restarts
 from tests.servers import MlflowServer, PostgresCluster
-from trackstack import RunStatus
+from trackstack import RunStatus, StepRunInfo
 
 
 @pytest.fixture
@@ -100,3 +103,115 @@ def test_a_server_down_for_the_whole_run_gets_all_of_it_from_sync(
     again = trackstack.sync(tracker)
     assert (again.runs, again.points) == (0, 0)
     assert len(client.search_runs([stored.info.experiment_id])) == 1
+
+
+WORKER = """
+import os, sys, trackstack
+url, experiment, shared = sys.argv[1], sys.argv[2], sys.argv[3]
+rank = int(os.environ["RANK"])
+tracker = trackstack.load_tracker(
+    {"flavor": "mlflow", "config": {"tracking_uri": url, "experiment_name": experiment}}
+)
+if shared:
+    run = tracker.start_run(run_id=shared)
+else:
+    run = tracker.start_run(run_name=f"rank-{rank}", tags={"job": experiment, "rank": rank})
+for step in range(rank * 5000, (rank + 1) * 5000):
+    run.log_metrics({key: step * (i + 1) for i, key in enumerate(("a", "b", "c", "d"))}, step=step)
+if shared:
+    run.flush()  # rank 0 ends the shared run once every rank is done
+else:
+    run.end()
+print(run.id)
+"""
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["one-run-each", "one-shared-run"])
+def test_eight_processes_log_every_point_exactly_once(
+    server: list[MlflowServer], tmp_path: Path, shared: bool
+) -> None:
+    url, experiment = server[0].url, f"ddp-{uuid.uuid4().hex[:8]}"
+    tracker = trackstack.load_tracker(
+        {"flavor": "mlflow", "config": {"tracking_uri": url, "experiment_name": experiment}}
+    )
+    shared_run = tracker.start_run(run_name="shared") if shared else None
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), url, experiment, shared_run.id if shared_run else ""],
+            env={**os.environ, "RANK": str(rank), "WORLD_SIZE": "8"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(8)
+    ]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (_, errors) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, errors
+    client = MlflowClient(url)
+    if shared_run is not None:
+        shared_run.end()
+        run_ids = {shared_run.id}
+    else:
+        run_ids = {out.split()[-1] for out, _ in outputs}
+        assert len(run_ids) == 8
+    steps: dict[str, list[int]] = {key: [] for key in "abcd"}
+    for run_id in run_ids:
+        assert client.get_run(run_id).info.status == "FINISHED"
+        for key in steps:
+            history = client.get_metric_history(run_id, key)
+            assert all(m.value == m.step * ("abcd".index(key) + 1) for m in history)
+            steps[key] += [m.step for m in history]
+    for key, found in steps.items():
+        assert sorted(found) == list(range(40_000)), f"{key}: {len(found)} points"
+
+
+TOKEN = "tok-RECOGNISABLE-SECRET-4242"
+
+
+def test_a_secret_appears_nowhere_trackstack_writes(
+    server: list[MlflowServer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The token reaches the server (which ignores it) and nothing else, whatever happens."""
+    from tests.test_cli import cli
+
+    monkeypatch.setenv("TRACKSTACK_TEST_TOKEN", TOKEN)
+    config = tmp_path / "mlflow.yaml"
+    config.write_text(
+        "experiment_tracker:\n  flavor: mlflow\n  config:\n"
+        f"    tracking_uri: {server[0].url}\n    tracking_token: ${{TRACKSTACK_TEST_TOKEN}}\n"
+    )
+    tracker = trackstack.load_tracker(config)
+    tracker.retry_initial, tracker.end_timeout = 0.1, 0.5
+    tracker.outbox = tmp_path / "outbox"
+    shown: list[str] = [repr(tracker), repr(tracker.config), tracker.config.model_dump_json()]
+    with caplog.at_level(logging.DEBUG):
+        info = StepRunInfo(pipeline_name="p", run_name="p-1", step_name="s", run_id="x1")
+        tracker.prepare_step_run(info)
+        run = tracker.step_run(info)
+        run.log_params({"lr": 0.1})
+        shown.append(repr(tracker.get_step_run_metadata(info)))
+        tracker.cleanup_step_run(info, step_failed=False)
+        for call in (lambda: run.log_metrics({"../x": 1}), lambda: tracker.get_run("0" * 32)):
+            with pytest.raises(trackstack.errors.TrackstackError) as failed:
+                call()
+            shown.append(str(failed.value))
+        stored = MlflowClient(server[0].url).get_run(run.id)
+        shown += [repr(stored.data.params), repr(stored.data.tags)]
+        for command in (["runs", "show", run.id], ["runs", "list"], ["config", "validate", config]):
+            result = cli(*command, "--config", config) if command[0] == "runs" else cli(*command)
+            assert result.returncode == 0, result.stderr
+            shown += [result.stdout, result.stderr]
+        late = tracker.start_run(experiment="outage")
+        late.log_metrics({"m": 1.0})
+        server[0].kill()
+        late.end()
+    shown.append(caplog.text)
+    shown += [p.read_text() for p in (tmp_path / "outbox").rglob("*") if p.is_file()]
+    assert len(shown) > 15
+    assert not [text for text in shown if TOKEN in text]

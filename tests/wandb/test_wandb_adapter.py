@@ -24,7 +24,7 @@ import trackstack
 from tests.swap import SCRIPT, same_records
 from tests.wandb.conftest import build
 from trackstack import RunStatus, StepRunInfo
-from trackstack.errors import AuthenticationError, BackendError, InvalidInputError
+from trackstack.errors import AuthenticationError, BackendUnavailableError, InvalidInputError
 
 KEY = "wandbSECRET" + "k" * 29  # W&B checks that keys have 40 characters
 
@@ -172,12 +172,20 @@ def test_an_unreachable_server_is_waited_for_only_init_timeout(tmp_path: Path) -
     base_url = f"http://127.0.0.1:{free_port()}"
     tracker = build(mode="online", dir=tmp_path / "runs", api_key=KEY, base_url=base_url,
                     init_timeout=3)  # fmt: skip
+    tracker.start_offline = False
     started = time.monotonic()
-    with pytest.raises(BackendError) as raised:
+    with pytest.raises(BackendUnavailableError) as raised:
         tracker.start_run()
     # wandb alone would wait 90 s; the bound is init_timeout plus wandb's own start-up.
     assert time.monotonic() - started < 3 + 20
     assert KEY not in str(raised.value)
+    # By default the run is kept whole in trackstack's outbox until `trackstack sync`.
+    tracker.start_offline, tracker.outbox = True, tmp_path / "outbox"
+    with tracker.start_run() as run:
+        run.log_metrics({"m": 1.0})
+    assert run.id.startswith("pending-")
+    (waiting,) = (tmp_path / "outbox").rglob("*.jsonl")
+    assert KEY not in waiting.read_text()
 
 
 def test_fallback_to_offline_continues_the_run_and_says_so_once(

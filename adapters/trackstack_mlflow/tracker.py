@@ -138,6 +138,8 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
         super().__init__(*args, **kwargs)
         self._client: MlflowClient | None = None
         self._experiment_names: dict[str, str] = {}
+        self._run_experiments: dict[str, str] = {}
+        """Run id to experiment id, for the runs this tracker started or resumed."""
         self._order = _PointOrder()
         self._start_lock = threading.Lock()
         self._last_start = 0
@@ -196,6 +198,7 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
                     tags=tags,
                     run_name=request.run_name,
                 )
+        self._run_experiments[run.info.run_id] = run.info.experiment_id
         return StartedRun(id=run.info.run_id, url=self._url(run), name=run.info.run_name)
 
     def backend_end_run(self, run_id: str, status: RunStatus) -> None:
@@ -239,6 +242,10 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
     def backend_get_run(self, run_id: str) -> RunRecord:
         with self._calling(f"read run {run_id}") as client:
             return self._record(client, client.get_run(run_id))
+
+    def backend_check_run(self, run_id: str) -> None:
+        with self._calling(f"find run {run_id}") as client:
+            client.get_run(run_id)
 
     def backend_list_runs(self, experiment: str | None) -> list[RunRecord]:
         from mlflow.entities import ViewType
@@ -337,8 +344,10 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
                 parent.end(status)
 
     def run_metadata(self, run: Run) -> dict[str, Any]:
-        with self._calling(f"read run {run.id}") as client:
-            experiment_id = client.get_run(run.id).info.experiment_id
+        experiment_id = self._run_experiments.get(run.id)
+        if experiment_id is None:
+            with self._calling(f"read run {run.id}") as client:
+                experiment_id = client.get_run(run.id).info.experiment_id
         return {
             "mlflow_run_id": run.id,
             "mlflow_experiment_id": experiment_id,
@@ -379,7 +388,7 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
         found = client.get_experiment_by_name(name)
         if found is None:
             try:
-                return client.create_experiment(name)
+                return str(client.create_experiment(name))
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise

@@ -231,6 +231,12 @@ class WandbExperimentTracker(BaseExperimentTracker):
             + (" (mode is disabled: nothing is written)" if self.config.mode == "disabled" else "")
         )
 
+    def backend_check_run(self, run_id: str) -> None:
+        with self._live_lock:
+            live = run_id in self._live
+        if not live and not (_RUN_ID.fullmatch(run_id) and run_files(self.config.dir, run_id)):
+            self.backend_get_run(run_id)  # online, or RunNotFoundError
+
     def backend_list_runs(self, experiment: str | None) -> list[RunRecord]:
         with self._live_lock:
             live = list(self._live.values())

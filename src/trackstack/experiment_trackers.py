@@ -191,7 +191,9 @@ class BaseExperimentTracker(StackComponent, ABC):
         parent_id = parent.id if isinstance(parent, Run) else parent
         if parent_id is not None:
             self._require("nested_runs", "nest runs (parent=...)")
-            self.get_run(parent_id)
+            if not isinstance(parent_id, str) or not parent_id:
+                raise InvalidInputError(f"parent must be a run or a run id, got {parent!r}")
+            self._call_backend("find the parent run", self.backend_check_run, parent_id)
         params: Mapping[str, str] = {}
         next_step = 0
         if run_id is not None:
@@ -381,6 +383,14 @@ class BaseExperimentTracker(StackComponent, ABC):
     @abstractmethod
     def backend_list_runs(self, experiment: str | None) -> list[RunRecord]:
         """Every run (of ``experiment``, or all), newest first, nested runs included."""
+
+    def backend_check_run(self, run_id: str) -> None:
+        """Raise ``RunNotFoundError`` unless the run exists.
+
+        By default this reads the whole run; override it when the backend can
+        answer without reading every metric history.
+        """
+        self.backend_get_run(run_id)
 
     # -- internals used by Run ----------------------------------------------------
 

@@ -14,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 import trackstack
+from tests.mlflow.conftest import Servers
 from tests.mlflow.faults import log_through_restarts
 from tests.servers import MlflowServer, PostgresCluster
 from trackstack import RunStatus, StepRunInfo
@@ -128,9 +129,9 @@ print(run.id)
 
 @pytest.mark.parametrize("shared", [False, True], ids=["one-run-each", "one-shared-run"])
 def test_eight_processes_log_every_point_exactly_once(
-    server: list[MlflowServer], tmp_path: Path, shared: bool
+    mlflow_servers: Servers, tmp_path: Path, shared: bool
 ) -> None:
-    url, experiment = server[0].url, f"ddp-{uuid.uuid4().hex[:8]}"
+    url, experiment = mlflow_servers.postgres.url, f"ddp-{uuid.uuid4().hex[:8]}"
     tracker = trackstack.load_tracker(
         {"flavor": "mlflow", "config": {"tracking_uri": url, "experiment_name": experiment}}
     )

@@ -325,3 +325,26 @@ def test_a_run_started_while_unreachable_goes_whole_to_the_outbox(
     assert record.artifacts == ["best/model.pkl"]
     assert trackstack.sync(flaky).runs == 0
     assert len(flaky.list_runs()) == 1
+
+
+def test_a_full_buffer_holds_the_loop_only_max_block_seconds_then_spills(
+    flaky: FlakyTracker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky.error = ConnectionError("connection refused")
+    flaky.outbox, flaky.retry_initial, flaky.flush_interval = tmp_path / "outbox", 0.01, 3600
+    flaky.buffer_size, flaky.max_buffered_points, flaky.max_block_seconds = 3, 6, 0.05
+    flaky.failures = 10**9
+    run = flaky.start_run()
+    longest = 0.0
+    for step in range(20):
+        before = time.monotonic()
+        run.log_metrics({"m": step}, step=step)
+        longest = max(longest, time.monotonic() - before)
+    assert longest < 1.0
+    assert run.buffered_points < 6
+    assert caplog.text.count("waiting in") == 1  # said once, however often it spills
+    flaky.failures = 0
+    run.end()  # the backend is back: the spilled points follow the run's end
+    assert sorted(s for _, s, _ in stored_points(flaky, run.id)) == list(range(20))
+    assert not list((tmp_path / "outbox").rglob("*.jsonl"))
+    assert flaky.get_run(run.id).status is RunStatus.FINISHED

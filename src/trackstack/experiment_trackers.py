@@ -110,6 +110,8 @@ class BaseExperimentTracker(StackComponent, ABC):
     """Seconds after which buffered points are sent even if fewer than ``buffer_size``."""
     max_buffered_points: int = 50_000
     """Points a run may hold unsent; beyond this ``log_metrics`` waits for the backend."""
+    max_block_seconds: float = 2.0
+    """Longest wait for room in a full buffer; then its points go to the outbox."""
     retry_initial: float = 0.5
     """Seconds before the first retry of a batch the backend was unavailable for; doubles."""
     retry_max: float = 30.0
@@ -273,6 +275,10 @@ class BaseExperimentTracker(StackComponent, ABC):
 
     def list_runs(self, experiment: str | None = None) -> list[RunRecord]:
         """Every run (of one experiment, or all), newest first, nested ones included."""
+        if experiment is not None and (not isinstance(experiment, str) or not experiment):
+            raise InvalidInputError(
+                f"experiment must be a non-empty string or None, got {experiment!r}"
+            )
         with self._runs_lock:
             live = list(self._open_runs.values())
         for run in live:

@@ -32,7 +32,15 @@ from trackstack.validation import ParamValue
 if TYPE_CHECKING:
     from trackstack.experiment_trackers import BaseExperimentTracker
 
-__all__ = ["OUTBOX_ENV", "RunOutbox", "SyncReport", "default_outbox", "outbox_folder", "sync"]
+__all__ = [
+    "OUTBOX_ENV",
+    "RunOutbox",
+    "SyncReport",
+    "default_outbox",
+    "deliver_run",
+    "outbox_folder",
+    "sync",
+]
 
 OUTBOX_ENV = "TRACKSTACK_OUTBOX"
 PENDING_PREFIX = "pending-"
@@ -139,6 +147,14 @@ def sync(tracker: BaseExperimentTracker | None = None, outbox: Path | None = Non
     for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
         _Delivery(tracker, path, report).run()
         report.runs += 1
+    return report
+
+
+def deliver_run(tracker: BaseExperimentTracker, run_id: str) -> SyncReport:
+    """Deliver one run's outbox file, as ``sync`` would."""
+    report = SyncReport()
+    _Delivery(tracker, RunOutbox(tracker, run_id).path, report).run()
+    report.runs = 1
     return report
 
 

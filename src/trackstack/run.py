@@ -28,7 +28,7 @@ from trackstack.errors import (
     ParamConflictError,
     TrackstackError,
 )
-from trackstack.outbox import RunOutbox
+from trackstack.outbox import RunOutbox, deliver_run
 from trackstack.records import MetricPoint
 from trackstack.validation import (
     ParamValue,
@@ -116,6 +116,7 @@ class Run:
         self._status = RunStatus.RUNNING
         self._closed = threading.Event()
         self._sender: threading.Thread | None = None
+        self._told_outbox = False
         _live_runs.add(self)
         install_sigterm_handler()
 
@@ -195,11 +196,7 @@ class Run:
             if len(self._buffer) >= self._tracker.buffer_size:
                 self._changed.notify_all()
             self._start_sender()
-            while (
-                len(self._buffer) >= self._tracker.max_buffered_points
-                and self._pending_error is None
-            ):
-                self._changed.wait()  # the backend is slower than the loop: wait for room
+            self._wait_for_room()
             self._raise_pending()
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
@@ -265,6 +262,7 @@ class Run:
                 try:
                     self._send(everything=True)
                     self._to_backend("end run", "backend_end_run", final)
+                    self._deliver_spilled()
                     break
                 except BackendUnavailableError as error:
                     if time.monotonic() + delay > deadline:
@@ -324,6 +322,33 @@ class Run:
         error, self._pending_error = self._pending_error, None
         if error is not None:
             raise error
+
+    def _deliver_spilled(self) -> None:
+        """Send what this run moved to the outbox while the backend lagged, now it answers."""
+        if self._outbox is None and RunOutbox(self._tracker, self.id).path.exists():
+            try:
+                deliver_run(self._tracker, self.id)
+            except BackendError as error:
+                logger.warning(
+                    "trackstack: run %s keeps points in the outbox (%s); send them with "
+                    "`trackstack sync`", self.id, error,
+                )  # fmt: skip
+
+    def _wait_for_room(self) -> None:
+        """Hold the loop while the buffer is full, for ``max_block_seconds`` at most.
+
+        A backend slower than the loop gets that long to catch up; after it,
+        the buffered points move to the outbox so the loop goes on.
+        """
+        deadline = time.monotonic() + self._tracker.max_block_seconds
+        while len(self._buffer) >= self._tracker.max_buffered_points:
+            if self._pending_error is not None:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._to_outbox(None, "the backend has not taken them in time")
+                return
+            self._changed.wait(left)
 
     def _due(self) -> bool:
         """Whether the sender should send now: a full batch, or points waiting too long."""
@@ -394,8 +419,8 @@ class Run:
                 logger.warning("trackstack: run %s reached its backend again", self.id)
                 delay = self._tracker.retry_initial
 
-    def _to_outbox(self, final: RunStatus | None, error: BackendError) -> None:
-        """Move what is buffered (and the final status) to the outbox; say where."""
+    def _to_outbox(self, final: RunStatus | None, error: BackendError | str) -> None:
+        """Move what is buffered (and the final status) to the outbox; say where, once."""
         outbox = self._outbox or RunOutbox(self._tracker, self.id)
         points = [(key, MetricPoint(step, value, at)) for key, step, value, at in self._buffer]
         if points:
@@ -404,6 +429,9 @@ class Run:
             outbox.record("backend_end_run", final)
         self._buffer.clear()
         self._changed.notify_all()
+        if self._told_outbox and final is None:
+            return
+        self._told_outbox = True
         ending = f" and the end ({final.value})" if final is not None else ""
         logger.warning(
             "trackstack: the %s backend is unavailable (%s); %d metric points%s of run %s "

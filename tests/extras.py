@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
+import textwrap
+from typing import Any
 
 import pytest
 
@@ -31,3 +35,21 @@ def installed_extras(config: pytest.Config) -> set[str]:
     if unknown:
         raise pytest.UsageError(f"--extras: unknown extra(s) {sorted(unknown)}")
     return chosen
+
+
+def sdk_imported_around_a_run(adapter: str, sdk: str, tracker: dict[str, Any]) -> list[str]:
+    """In a fresh process: whether ``sdk`` is imported once ``adapter`` is and the tracker
+    built (``"False"`` expected), then once a run has logged (``"True"``)."""
+    code = textwrap.dedent(
+        f"""
+        import sys, trackstack, {adapter}
+        tracker = trackstack.load_tracker({tracker!r})
+        print({sdk!r} in sys.modules)
+        with tracker.start_run() as run:
+            run.log_metrics({{"m": 1}})
+        print({sdk!r} in sys.modules)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()

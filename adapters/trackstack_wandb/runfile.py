@@ -81,25 +81,22 @@ class RunState:
         return self._synced
 
     def add(self, raw: bytes) -> None:
-        """Fold in one serialized record."""
+        """Fold in one serialized record; kinds that say nothing about the run are skipped."""
         kind = _kind(raw)
         if kind == "history":
             self._unread_rows.append(raw)
         elif kind == "summary":
             self._unread_summaries.append(raw)
-        elif kind in ("run", "config", "artifact", "exit"):
-            self.apply(_parse(raw))
-
-    def apply(self, record: Any) -> None:
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            self._apply_run(record.run)
+        elif kind == "run":
+            self._apply_run(_parse(raw).run)
         elif kind == "config":
-            self._apply_config(record.config)
+            self._apply_config(_parse(raw).config)
         elif kind == "artifact":
-            self.artifacts.extend(entry.path for entry in record.artifact.manifest.contents)
+            contents = _parse(raw).artifact.manifest.contents
+            self.artifacts.extend(entry.path for entry in contents)
         elif kind == "exit":
-            self.exit_code, self.runtime = record.exit.exit_code, record.exit.runtime
+            exit_record = _parse(raw).exit
+            self.exit_code, self.runtime = exit_record.exit_code, exit_record.runtime
 
     def _apply_run(self, run: Any) -> None:
         self.run_id, self.project, self.entity = run.run_id, run.project, run.entity

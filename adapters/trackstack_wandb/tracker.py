@@ -140,7 +140,7 @@ class WandbExperimentTracker(BaseExperimentTracker):
         resuming: dict[str, Any] = {}
         if request.resume_id is not None:
             # W&B resumes offline runs into a new run file; the old ones keep the rest.
-            state = read_state(run_files(self.config.dir, request.resume_id))
+            state = read_state(self._run_files(request.resume_id))
             params = {k: v for k, v in state.config.items() if k not in (META_KEY, "_wandb")}
             tags = {**(state.config.get(META_KEY) or {}).get("tags", {}), **tags}
             resuming = {"id": request.resume_id, "resume": "allow"}
@@ -221,7 +221,7 @@ class WandbExperimentTracker(BaseExperimentTracker):
             live = self._live.get(run_id)
         if live is not None and live.log is not None:
             return record_from_state(self._written(live), self._url(live.run))
-        files = run_files(self.config.dir, run_id) if _RUN_ID.fullmatch(run_id) else []
+        files = self._run_files(run_id)
         if files:
             return record_from_state(read_state(files), str(files[-1].parent))
         if self.config.mode == "online" and _RUN_ID.fullmatch(run_id):
@@ -234,7 +234,7 @@ class WandbExperimentTracker(BaseExperimentTracker):
     def backend_check_run(self, run_id: str) -> None:
         with self._live_lock:
             live = run_id in self._live
-        if not live and not (_RUN_ID.fullmatch(run_id) and run_files(self.config.dir, run_id)):
+        if not live and not self._run_files(run_id):
             self.backend_get_run(run_id)  # online, or RunNotFoundError
 
     def backend_list_runs(self, experiment: str | None) -> list[RunRecord]:
@@ -322,6 +322,10 @@ class WandbExperimentTracker(BaseExperimentTracker):
         where = f"start a run in project {arguments['project']!r} ({mode})"
         with translated_errors(where), scoped_environment(environment):
             return wandb.init(mode=mode, settings=wandb.Settings(**options), **arguments)
+
+    def _run_files(self, run_id: str) -> list[Path]:
+        """The offline run files of ``run_id``; none for an id W&B could not have made."""
+        return run_files(self.config.dir, run_id) if _RUN_ID.fullmatch(run_id) else []
 
     def _live_run(self, run_id: str) -> _LiveRun:
         with self._live_lock:

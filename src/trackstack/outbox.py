@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from trackstack.backend import RunStart
 from trackstack.enums import RunStatus
-from trackstack.records import MetricPoint
+from trackstack.records import MetricPoint, keyed_points
 from trackstack.validation import ParamValue
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ class _Delivery:
             call("set tags", self.tracker.backend_set_tags, self.run_id, entry["tags"])
         elif "points" in entry:
             limit = self.tracker.capabilities.max_metrics_per_call
-            points = [(k, MetricPoint(step, v, at)) for k, step, v, at in entry["points"]]
+            points = keyed_points(entry["points"])
             for start_at in range(0, len(points), limit):
                 batch = points[start_at : start_at + limit]
                 call("log metrics", self.tracker.backend_log_metrics, self.run_id, batch)

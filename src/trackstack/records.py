@@ -6,13 +6,14 @@ metric points, and reading them back should not pay for validation.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from trackstack.enums import RunStatus
 
-__all__ = ["MetricPoint", "RunRecord"]
+__all__ = ["MetricPoint", "RunRecord", "keyed_points"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,14 @@ class MetricPoint:
     value: float
     timestamp: float
     """Seconds since the epoch, taken when the point was logged."""
+
+
+def keyed_points(rows: Iterable[Sequence[Any]]) -> list[tuple[str, MetricPoint]]:
+    """``(key, step, value, timestamp)`` rows as the ``(key, MetricPoint)`` pairs hooks take.
+
+    The buffer and the outbox keep plain rows; points are made only to send.
+    """
+    return [(key, MetricPoint(step, value, at)) for key, step, value, at in rows]
 
 
 @dataclass(frozen=True)

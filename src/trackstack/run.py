@@ -29,7 +29,7 @@ from trackstack.errors import (
     TrackstackError,
 )
 from trackstack.outbox import RunOutbox, deliver_run
-from trackstack.records import MetricPoint
+from trackstack.records import keyed_points
 from trackstack.validation import (
     ParamValue,
     check_artifact_path,
@@ -368,7 +368,7 @@ class Run:
                 if not self._buffer or not (everything or self._due()):
                     return
                 chunk = self._buffer[:limit]
-            points = [(key, MetricPoint(step, value, at)) for key, step, value, at in chunk]
+            points = keyed_points(chunk)
             try:
                 self._to_backend("log metrics", "backend_log_metrics", points)
             except BackendError as error:
@@ -422,7 +422,7 @@ class Run:
     def _to_outbox(self, final: RunStatus | None, error: BackendError | str) -> None:
         """Move what is buffered (and the final status) to the outbox; say where, once."""
         outbox = self._outbox or RunOutbox(self._tracker, self.id)
-        points = [(key, MetricPoint(step, value, at)) for key, step, value, at in self._buffer]
+        points = keyed_points(self._buffer)
         if points:
             outbox.record("backend_log_metrics", points)
         if final is not None:

@@ -6,7 +6,6 @@ import dataclasses
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from trackstack_mlflow.testing import MlflowClientReader
 from trackstack_mlflow.tracker import MLFlowExperimentTracker
 
 import trackstack
+from tests.extras import sdk_imported_around_a_run
 from tests.mlflow.conftest import USER, Servers
 from tests.swap import SCRIPT, same_records
 from trackstack import RunStatus, StepRunInfo
@@ -54,19 +54,8 @@ def mlflow_environment() -> dict[str, str]:
 
 
 def test_importing_the_adapter_imports_no_mlflow(isolated_cwd: Path) -> None:
-    code = textwrap.dedent(
-        """
-        import sys, trackstack, trackstack_mlflow
-        tracker = trackstack.load_tracker({"flavor": "mlflow"})
-        print("mlflow" in sys.modules)
-        with tracker.start_run() as run:
-            run.log_metrics({"m": 1})
-        print("mlflow" in sys.modules)
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "True"]
+    loaded = sdk_imported_around_a_run("trackstack_mlflow", "mlflow", {"flavor": "mlflow"})
+    assert loaded == ["False", "True"]
 
 
 def test_default_store_is_sqlite_in_the_working_directory(

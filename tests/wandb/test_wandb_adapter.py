@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +20,7 @@ from trackstack_wandb.testing import WandbRunFileReader
 from trackstack_wandb.tracker import WandbExperimentTracker
 
 import trackstack
+from tests.extras import sdk_imported_around_a_run
 from tests.swap import SCRIPT, same_records
 from tests.wandb.conftest import build
 from trackstack import RunStatus, StepRunInfo
@@ -299,19 +299,9 @@ def test_online_runs_read_through_the_public_api_recorded_objects() -> None:
 
 
 def test_importing_the_adapter_imports_no_wandb(isolated_cwd: Path) -> None:
-    code = textwrap.dedent(
-        """
-        import sys, trackstack, trackstack_wandb
-        tracker = trackstack.load_tracker({"flavor": "wandb", "config": {"mode": "offline"}})
-        print("wandb" in sys.modules)
-        with tracker.start_run() as run:
-            run.log_metrics({"m": 1})
-        print("wandb" in sys.modules)
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "True"]
+    offline = {"flavor": "wandb", "config": {"mode": "offline"}}
+    loaded = sdk_imported_around_a_run("trackstack_wandb", "wandb", offline)
+    assert loaded == ["False", "True"]
 
 
 def test_the_same_script_logs_to_wandb_as_to_the_local_store(isolated_cwd: Path) -> None:

@@ -131,6 +131,7 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
         max_params_per_call=100,
         max_tags_per_call=100,
         sdk_active_run=True,
+        sender_process=True,
     )
     settings_class = MLFlowExperimentTrackerSettings
 
@@ -204,6 +205,10 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
     def backend_end_run(self, run_id: str, status: RunStatus) -> None:
         with self._calling(f"end run {run_id}") as client:
             client.set_terminated(run_id, status=status.value, end_time=_millis(time.time()))
+
+    def backend_prepare_sender(self) -> None:
+        self.client  # noqa: B018  (imports MLflow, builds the client)
+        import mlflow.entities  # noqa: F401  (what backend_log_metrics imports)
 
     def backend_log_params(self, run_id: str, params: Mapping[str, ParamValue]) -> None:
         from mlflow.entities import Param

@@ -34,6 +34,10 @@ class Capabilities:
     max_tags_per_call: int = 100
     reserved_metric_keys: frozenset[str] = frozenset()
     """Metric names the backend keeps for itself; logging one is an ``InvalidInputError``."""
+    sender_process: bool = False
+    """``backend_log_metrics`` works on a copy of the tracker built from the same config
+    in another process, for runs this one started: the core may then store metric
+    batches from a sender process (``trackstack.sender_process``)."""
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,10 @@ from trackstack.errors import (
 )
 from trackstack.outbox import PENDING_PREFIX, RunOutbox
 from trackstack.ranks import process_rank
-from trackstack.records import MetricPoint, RunRecord
+from trackstack.records import MetricPoint, RunRecord, keyed_points
 from trackstack.run import Run, check_lengths
 from trackstack.secrets import warn_about_plain_text
+from trackstack.sender_process import sender_process
 from trackstack.stack import Flavor, StackComponent, StackComponentConfig, describe_config_errors
 from trackstack.validation import ParamValue, tag_values
 
@@ -126,6 +127,9 @@ class BaseExperimentTracker(StackComponent, ABC):
     outbox: Path | None = None
     """Where undelivered points wait for ``trackstack sync``; None: ``$TRACKSTACK_OUTBOX``,
     else ``.trackstack/outbox`` in the working directory."""
+    send_from_process: bool = True
+    """Store metric batches from a child process when the backend allows it
+    (``capabilities.sender_process``), so the SDK's work never stalls the training loop."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -235,6 +239,8 @@ class BaseExperimentTracker(StackComponent, ABC):
         )
         with self._runs_lock:
             self._open_runs[run.id] = run
+        if self._uses_sender_process and outbox is None:
+            sender_process().prepare(self)
         return run
 
     def _discarding_run(self, rank: int, experiment: str | None) -> Run:
@@ -390,6 +396,13 @@ class BaseExperimentTracker(StackComponent, ABC):
     def backend_list_runs(self, experiment: str | None) -> list[RunRecord]:
         """Every run (of ``experiment``, or all), newest first, nested runs included."""
 
+    def backend_prepare_sender(self) -> None:
+        """In a sender process, before its first batch: load what ``backend_log_metrics`` needs.
+
+        Only for ``capabilities.sender_process``; importing the SDK here lets
+        the first batch go out without waiting for it.
+        """
+
     def backend_check_run(self, run_id: str) -> None:
         """Raise ``RunNotFoundError`` unless the run exists.
 
@@ -410,6 +423,16 @@ class BaseExperimentTracker(StackComponent, ABC):
             message = self._scrub(f"{type(exc).__name__}: {exc}")
             kind = BackendUnavailableError if _unreachable(exc) else BackendError
             raise kind(f"the {self.flavor} backend failed to {operation}: {message}") from exc
+
+    @property
+    def _uses_sender_process(self) -> bool:
+        return self.send_from_process and self.capabilities.sender_process
+
+    def _store_metrics(self, run_id: str, rows: list[tuple[str, int, float, float]]) -> None:
+        """Store buffered rows: through the sender process when it is ready, else here."""
+        if self._uses_sender_process and sender_process().send(self, run_id, rows):
+            return
+        self._call_backend("log metrics", self.backend_log_metrics, run_id, keyed_points(rows))
 
     def _scrub(self, text: str) -> str:
         for name in type(self._config).model_fields:

@@ -30,6 +30,7 @@ from trackstack.errors import (
 )
 from trackstack.outbox import RunOutbox, deliver_run
 from trackstack.records import keyed_points
+from trackstack.sender_process import close_sender_process
 from trackstack.validation import (
     ParamValue,
     check_artifact_path,
@@ -368,9 +369,11 @@ class Run:
                 if not self._buffer or not (everything or self._due()):
                     return
                 chunk = self._buffer[:limit]
-            points = keyed_points(chunk)
             try:
-                self._to_backend("log metrics", "backend_log_metrics", points)
+                if self._outbox is None and not self.discards:
+                    self._tracker._store_metrics(self.id, chunk)
+                else:
+                    self._to_backend("log metrics", "backend_log_metrics", keyed_points(chunk))
             except BackendError as error:
                 error.add_note(
                     f"{len(self._buffer)} metric points of run {self.id} are kept buffered "
@@ -464,6 +467,7 @@ def _close_live_runs() -> None:
                 run._to_outbox(None, error)
         except TrackstackError as error:
             logger.error("trackstack: points of run %s were not sent at exit: %s", run.id, error)
+    close_sender_process()
 
 
 def _note_crash(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:

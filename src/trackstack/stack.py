@@ -73,6 +73,24 @@ class StackComponent:
         """Returns the config of the component."""
         return self._config
 
+    def identity(self) -> dict[str, Any]:
+        """The constructor's arguments: what makes an equal component in another process."""
+        return {
+            "name": self.name,
+            "id": self.id,
+            "config": self._config,
+            "flavor": self.flavor,
+            "type": self.type,
+            "user": self.user,
+            "workspace": self.workspace,
+            "created": self.created,
+            "updated": self.updated,
+            "labels": self.labels,
+            "connector_requirements": self.connector_requirements,
+            "connector": self.connector,
+            "connector_resource_id": self.connector_resource_id,
+        }
+
     def __repr__(self) -> str:
         # The config's repr masks SecretStr fields, so this never shows a secret.
         return (

@@ -46,6 +46,27 @@ def test_other_ranks_accept_every_call_and_store_nothing(
 
 
 @pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"tags": {"../t": 1}}, "invalid tag key"),
+        ({"experiment": " "}, "experiment must be a non-empty string"),
+        ({"run_name": 3}, "run_name must be a non-empty string"),
+        ({"parent": ""}, "parent must be a run or a run id"),
+        ({"run_id": 7}, "run_id must be a non-empty string"),
+    ],
+)
+def test_other_ranks_check_start_run_as_rank_0_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arguments: dict[str, object], message: str
+) -> None:
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(InvalidInputError, match=message):
+        tracker_at(tmp_path, "rank0").start_run(**arguments)  # type: ignore[arg-type]
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(InvalidInputError, match=message):
+        tracker_at(tmp_path, "rank0").start_run(**arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
     ("log_on", "variables", "logs"),
     [
         ("rank0", {"RANK": "0", "LOCAL_RANK": "1"}, True),

@@ -187,8 +187,6 @@ class BaseExperimentTracker(StackComponent, ABC):
         manager or call ``end()``.
         """
         run_settings = self.validate_settings(settings)
-        if self.log_on == "rank0" and (rank := process_rank()) != 0:
-            return self._discarding_run(rank, experiment or self.experiment_for(run_settings))
         tag_map = tag_values(tags or {})
         check_lengths(tag_map, self.capabilities.max_tag_length, "tag")
         for value, what in ((experiment, "experiment"), (run_name, "run_name")):
@@ -199,11 +197,18 @@ class BaseExperimentTracker(StackComponent, ABC):
             self._require("nested_runs", "nest runs (parent=...)")
             if not isinstance(parent_id, str) or not parent_id:
                 raise InvalidInputError(f"parent must be a run or a run id, got {parent!r}")
+        if run_id is not None:
+            self._require("resume", "resume runs (run_id=...)")
+            if not isinstance(run_id, str) or not run_id:
+                raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
+        # Checked like any other rank's call above; only the backend is left out.
+        if self.log_on == "rank0" and (rank := process_rank()) != 0:
+            return self._discarding_run(rank, experiment or self.experiment_for(run_settings))
+        if parent_id is not None:
             self._call_backend("find the parent run", self.backend_check_run, parent_id)
         params: Mapping[str, str] = {}
         next_step = 0
         if run_id is not None:
-            self._require("resume", "resume runs (run_id=...)")
             existing = self.get_run(run_id)
             if experiment is not None and experiment != existing.experiment:
                 raise InvalidInputError(

@@ -175,6 +175,10 @@ class SenderProcess:
     def _start_child(self) -> bool:
         self._registered.clear()
         self._forgotten.clear()
+        if not sys.executable or getattr(sys, "frozen", False):
+            # An embedded or frozen interpreter has no Python to start: send from threads.
+            self._broken = True
+            return False
         try:
             self._child = subprocess.Popen(
                 [sys.executable, "-m", "trackstack.sender_process"],

@@ -45,25 +45,29 @@ def main() -> None:
         console.print(f"not installed, not measured: {', '.join(imports['missing'])}")
 
     throughput = mlflow_throughput.run(
-        rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
+        rounds=int(os.environ.get("BENCH_ROUNDS", "5")),
         scale=float(os.environ.get("BENCH_SCALE", "1")),
     )
     for store, figures in throughput.items():
-        table = Table(title=f"MLflow metric throughput, {store} store (median of rounds)")
-        for column in ("way", "steps x 4 metrics", "points/s", "a is faster by"):
+        table = Table(
+            title=f"MLflow metric throughput, {store} store (medians of rounds; ratios per round)"
+        )
+        for column in ("way", "steps x 4 metrics", "points/s", "a is faster by", "rounds"):
             table.add_column(column, justify="left" if column == "way" else "right")
         for way, name in mlflow_throughput.NAMES.items():
             ratio = figures["a_over"].get(way)
+            low, high = figures["a_over_range"].get(way, (None, None))
             table.add_row(
                 f"{way}. {name}",
                 f"{figures['steps'][way]:,}",
                 f"{figures['points_per_second'][way]:,.0f}",
                 "" if ratio is None else f"{ratio:.2f}x",
+                "" if low is None else f"{low:.2f}-{high:.2f}x",
             )
         console.print(table)
         console.print(
-            f"trackstack's sender process ready after {figures['sender_process_ready_seconds']}"
-            " s (once per process: it imports MLflow)"
+            "trackstack's sender process ready after "
+            f"{figures['sender_process_ready_seconds']:.1f} s (once per process: it imports MLflow)"
         )
         for label, key in (
             ("sender process", "blocked_ms"),

@@ -161,6 +161,10 @@ def measure(uri: str, rounds: int, scale: float) -> dict[str, Any]:
                 rates[way].append(steps * len(KEYS) / seconds)
                 blocked.extend(calls)
     medians = {way: statistics.median(values) for way, values in rates.items()}
+    ratios = {
+        way: [a / other for a, other in zip(rates["a"], rates[way], strict=True)]
+        for way in ("b", "c", "d")
+    }
     # The same loop with the batches sent by a thread of this process, as before
     # the sender process: its longest calls are GIL waits and garbage collections.
     in_thread: list[tuple[float, float]] = []
@@ -170,7 +174,10 @@ def measure(uri: str, rounds: int, scale: float) -> dict[str, Any]:
     return {
         "points_per_second": medians,
         "steps": {way: max(10, int(STEPS[way] * scale)) for way in NAMES},
-        "a_over": {way: medians["a"] / medians[way] for way in ("b", "c", "d")},
+        # Each round's ratio pairs runs made back to back, which this noisy
+        # machine's drift between rounds does not skew; the median of them, and their range.
+        "a_over": {way: statistics.median(ratios[way]) for way in ratios},
+        "a_over_range": {way: [min(ratios[way]), max(ratios[way])] for way in ratios},
         "sender_process_ready_seconds": ready_seconds if ready else None,
         "blocked_ms": _blocked(blocked),
         "blocked_ms_sender_thread": _blocked(in_thread),

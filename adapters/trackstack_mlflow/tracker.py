@@ -24,6 +24,7 @@ from trackstack.experiment_trackers import (
     Capabilities,
     MetricPoint,
     ParamValue,
+    ResumeState,
     Run,
     RunRecord,
     RunStart,
@@ -247,6 +248,21 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
     def backend_get_run(self, run_id: str) -> RunRecord:
         with self._calling(f"read run {run_id}") as client:
             return self._record(client, client.get_run(run_id))
+
+    def backend_resume_state(self, run_id: str) -> ResumeState:
+        with self._calling(f"read run {run_id}") as client:
+            run = client.get_run(run_id)
+            experiment = self._experiment_name(client, run.info.experiment_id)
+        # MLflow keeps each key's latest point, the one with the highest step,
+        # with the run: no metric history needs reading.
+        latest = run.data._metric_objs
+        return ResumeState(
+            experiment=experiment,
+            name=run.info.run_name,
+            parent_id=run.data.tags.get(PARENT_TAG),
+            params=dict(run.data.params),
+            last_step=max((metric.step for metric in latest), default=None),
+        )
 
     def backend_check_run(self, run_id: str) -> None:
         with self._calling(f"find run {run_id}") as client:

@@ -9,7 +9,7 @@ from typing import Any
 
 from trackstack.errors import TrackstackError
 
-__all__ = ["Capabilities", "RunStart", "StartedRun", "translating"]
+__all__ = ["Capabilities", "ResumeState", "RunStart", "StartedRun", "translating"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,18 @@ class StartedRun:
     id: str
     url: str | None = None
     name: str | None = None
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """What resuming a run needs from the backend: not its metric histories."""
+
+    experiment: str
+    name: str | None
+    parent_id: str | None
+    params: dict[str, str]
+    last_step: int | None
+    """The highest step any metric of the run reached; the resumed run goes on after it."""
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from trackstack.backend import Capabilities, RunStart, StartedRun
+from trackstack.backend import Capabilities, ResumeState, RunStart, StartedRun
 from trackstack.enums import RunStatus, StackComponentType
 from trackstack.errors import (
     BackendError,
@@ -53,6 +53,7 @@ __all__ = [
     "Capabilities",
     "MetricPoint",
     "ParamValue",
+    "ResumeState",
     "Run",
     "RunRecord",
     "RunStart",
@@ -209,7 +210,8 @@ class BaseExperimentTracker(StackComponent, ABC):
         params: Mapping[str, str] = {}
         next_step = 0
         if run_id is not None:
-            existing = self.get_run(run_id)
+            self._flush_live(run_id)
+            existing = self._call_backend("find the run", self.backend_resume_state, run_id)
             if experiment is not None and experiment != existing.experiment:
                 raise InvalidInputError(
                     f"run {run_id} belongs to experiment {existing.experiment!r}, "
@@ -217,8 +219,7 @@ class BaseExperimentTracker(StackComponent, ABC):
                 )
             resolved = existing.experiment
             params = existing.params
-            last = existing.last_step()
-            next_step = 0 if last is None else last + 1
+            next_step = 0 if existing.last_step is None else existing.last_step + 1
             parent_id = parent_id or existing.parent_id
             run_name = run_name or existing.name
         else:
@@ -278,11 +279,15 @@ class BaseExperimentTracker(StackComponent, ABC):
         """Read a run back; points still buffered in this process are sent first."""
         if not isinstance(run_id, str) or not run_id:
             raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
+        self._flush_live(run_id)
+        return self._call_backend("get run", self.backend_get_run, run_id)
+
+    def _flush_live(self, run_id: str) -> None:
+        # A run open in this process may hold points its reader should see.
         with self._runs_lock:
             live = self._open_runs.get(run_id)
         if live is not None:
             live.flush()
-        return self._call_backend("get run", self.backend_get_run, run_id)
 
     def list_runs(self, experiment: str | None = None) -> list[RunRecord]:
         """Every run (of one experiment, or all), newest first, nested ones included."""
@@ -400,6 +405,21 @@ class BaseExperimentTracker(StackComponent, ABC):
     @abstractmethod
     def backend_list_runs(self, experiment: str | None) -> list[RunRecord]:
         """Every run (of ``experiment``, or all), newest first, nested runs included."""
+
+    def backend_resume_state(self, run_id: str) -> ResumeState:
+        """What resuming the run needs; raise ``RunNotFoundError`` for an unknown id.
+
+        By default this reads the whole run; override it when the backend
+        knows a run's highest step without reading every metric history.
+        """
+        record = self.backend_get_run(run_id)
+        return ResumeState(
+            record.experiment,
+            record.name,
+            record.parent_id,
+            dict(record.params),
+            record.last_step(),
+        )
 
     def backend_prepare_sender(self) -> None:
         """In a sender process, before its first batch: load what ``backend_log_metrics`` needs.

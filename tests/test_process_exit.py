@@ -42,10 +42,11 @@ def stored(folder: Path, run_id: str) -> trackstack.RunRecord:
     ("ending", "status", "returncode"),
     [
         ("raise RuntimeError('crash')", RunStatus.FAILED, 1),
+        ("raise KeyboardInterrupt", RunStatus.KILLED, -signal.SIGINT),
         ("os.kill(os.getpid(), signal.SIGTERM)", RunStatus.KILLED, -signal.SIGTERM),
         ("pass", RunStatus.RUNNING, 0),
     ],
-    ids=["uncaught-exception", "sigterm", "normal-exit"],
+    ids=["uncaught-exception", "ctrl-c", "sigterm", "normal-exit"],
 )
 def test_exit_sends_every_point_and_marks_runs_left_open(
     isolated_cwd: Path, ending: str, status: RunStatus, returncode: int

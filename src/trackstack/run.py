@@ -449,17 +449,18 @@ def _chunks(values: dict[str, Any], size: int) -> list[dict[str, Any]]:
 
 
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
-_crashed = False
+_exit_status: RunStatus | None = None
+"""How runs left open end at exit: set when an exception ended the program."""
 
 
 @atexit.register
 def _close_live_runs() -> None:
     # Daemon sender threads die with the interpreter: send what they would
-    # have. A run left open by an uncaught exception is marked FAILED.
+    # have. A run left open by an uncaught exception (or Ctrl-C) is ended.
     for run in list(_live_runs):
         try:
-            if _crashed:
-                run.end(RunStatus.FAILED)
+            if _exit_status is not None:
+                run.end(_exit_status)
             else:
                 run.flush()
         except BackendUnavailableError as error:
@@ -471,8 +472,9 @@ def _close_live_runs() -> None:
 
 
 def _note_crash(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
-    global _crashed
-    _crashed = not issubclass(kind, KeyboardInterrupt | SystemExit)
+    global _exit_status
+    # SystemExit never reaches sys.excepthook: the program chose to exit.
+    _exit_status = RunStatus.KILLED if issubclass(kind, KeyboardInterrupt) else RunStatus.FAILED
     _previous_excepthook(kind, value, tb)
 
 

@@ -30,7 +30,7 @@ import time
 import weakref
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from trackstack.errors import BackendError, BackendUnavailableError, TrackstackError
@@ -66,6 +66,14 @@ def _read_frame(stream: IO[bytes]) -> Any:
 
 
 @dataclass
+class _Child:
+    """A running child and its requests not answered yet, oldest first."""
+
+    process: subprocess.Popen[bytes]
+    waiting: deque[Future[Any]] = field(default_factory=deque)
+
+
+@dataclass
 class _Registration:
     """A tracker the child was asked to build, under the key batches name it by."""
 
@@ -76,16 +84,15 @@ class _Registration:
 class SenderProcess:
     """The parent's side: starts the child, registers trackers, sends their batches.
 
-    Requests are answered in the order they were written; a reader thread
-    hands each answer to the future of the oldest request waiting.
+    Requests are answered in the order they were written; a reader thread per
+    child hands each answer to the future of that child's oldest request.
     """
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         """The process this sender belongs to; a forked child makes its own."""
         self._lock = threading.Lock()
-        self._child: subprocess.Popen[bytes] | None = None
-        self._waiting: deque[Future[Any]] = deque()
+        self._child: _Child | None = None
         self._registered: weakref.WeakKeyDictionary[BaseExperimentTracker, _Registration]
         self._registered = weakref.WeakKeyDictionary()
         self._keys = itertools.count()
@@ -99,7 +106,9 @@ class SenderProcess:
         """The running child's process id, if one runs."""
         with self._lock:
             child = self._child
-        return child.pid if child is not None and child.poll() is None else None
+        if child is None or child.process.poll() is not None:
+            return None
+        return child.process.pid
 
     def prepare(self, tracker: BaseExperimentTracker) -> None:
         """Start the child if needed and have it build ``tracker``; returns at once."""
@@ -149,17 +158,18 @@ class SenderProcess:
         with self._lock:
             child, self._child = self._child, None
             self._registered.clear()
-        if child is not None and child.stdin is not None:
-            child.stdin.close()
+        if child is not None and child.process.stdin is not None:
+            child.process.stdin.close()
             try:
-                child.wait(timeout=5)
+                child.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                logger.warning("trackstack: the sender process %d is still busy", child.pid)
+                logger.warning("trackstack: the sender process %d is still busy", child.process.pid)
 
     # -- internals; the caller holds _lock --------------------------------------
 
     def _register(self, tracker: BaseExperimentTracker) -> None:
-        if (self._child is None or self._child.poll() is not None) and not self._start_child():
+        running = self._child is not None and self._child.process.poll() is None
+        if not running and not self._start_child():
             return
         key = next(self._keys)
         answer = self._request(
@@ -180,7 +190,7 @@ class SenderProcess:
             self._broken = True
             return False
         try:
-            self._child = subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, "-m", "trackstack.sender_process"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -194,10 +204,11 @@ class SenderProcess:
                 "from this process", error,
             )  # fmt: skip
             return False
+        self._child = _Child(process)
         threading.Thread(
             target=self._read_answers,
             args=(self._child,),
-            name=f"trackstack-sender-{self._child.pid}",
+            name=f"trackstack-sender-{process.pid}",
             daemon=True,
         ).start()
         return True
@@ -209,50 +220,52 @@ class SenderProcess:
         answer: Future[Any] = Future()
         child = self._child
         assert child is not None
-        assert child.stdin is not None
+        stdin = child.process.stdin
+        assert stdin is not None
         try:
             frame = _frame(message)
         except Exception as error:  # e.g. a tracker class defined inside a function
             answer.set_exception(BackendError(f"cannot hand this to the sender process: {error}"))
             return answer
         try:
-            child.stdin.write(frame)
-            child.stdin.flush()
+            stdin.write(frame)
+            stdin.flush()
         except (OSError, ValueError) as error:  # a closed pipe: the child is gone
-            answer.set_exception(_gone(child, error))
+            answer.set_exception(_gone(child.process, error))
             return answer
-        self._waiting.append(answer)
+        child.waiting.append(answer)
         return answer
 
-    def _read_answers(self, child: subprocess.Popen[bytes]) -> None:
-        assert child.stdout is not None
+    def _read_answers(self, child: _Child) -> None:
+        process = child.process
+        assert process.stdout is not None
         answered = False
-        while (reply := _read_frame(child.stdout)) is not None:
+        while (reply := _read_frame(process.stdout)) is not None:
             answered = True
             with self._lock:
-                answer = self._waiting.popleft()
+                answer = child.waiting.popleft()
             outcome, value = reply
             if outcome == "ok":
                 answer.set_result(value)
             else:
                 answer.set_exception(value)
-        code = child.wait()
-        child.stdout.close()
+        code = process.wait()
+        process.stdout.close()
         with self._lock:
-            if child.stdin is not None:
-                child.stdin.close()
+            if process.stdin is not None:
+                process.stdin.close()
             if not answered and code != 0:
                 self._broken = True
                 logger.warning(
                     "trackstack: the sender process exited with code %s before answering; "
                     "metric batches are sent from this process", code,
                 )  # fmt: skip
-            waiting, self._waiting = list(self._waiting), deque()
+            waiting, child.waiting = list(child.waiting), deque()
             if self._child is child:
                 self._child = None
                 self._registered.clear()
         for answer in waiting:
-            answer.set_exception(_gone(child, f"exit code {code}"))
+            answer.set_exception(_gone(process, f"exit code {code}"))
 
 
 def _succeeded(answer: Future[Any]) -> bool:

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from trackstack.errors import BackendError, BackendUnavailableError, TrackstackError
-from trackstack.records import keyed_points
 
 if TYPE_CHECKING:
     from trackstack.experiment_trackers import BaseExperimentTracker
@@ -342,14 +341,12 @@ def _answer(message: tuple[Any, ...], trackers: dict[int, BaseExperimentTracker]
             os.environ.clear()
             os.environ.update(environment)
             tracker = tracker_class(**identity)
+            tracker.send_from_process = False  # this is the process that sends
             tracker.backend_prepare_sender()
             trackers[key] = tracker
             return ("ok", None)
         _, key, run_id, rows = message
-        tracker = trackers[key]
-        tracker._call_backend(
-            "log metrics", tracker.backend_log_metrics, run_id, keyed_points(rows)
-        )
+        trackers[key]._store_metrics(run_id, rows)
         return ("ok", None)
     except Exception as error:  # every failure goes back to the parent, which raises it
         return ("error", _portable(error))

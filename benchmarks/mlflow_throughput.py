@@ -19,7 +19,8 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,24 +53,33 @@ def _experiment(client: MlflowClient) -> str:
 
 def way_a(tracker: BaseExperimentTracker, steps: int, blocked: list[tuple[float, float]]) -> float:
     run = tracker.start_run()
-    start = time.perf_counter()
-    for step in range(steps):
-        waited = _cpu_wait()
-        before = time.perf_counter()
-        run.log_metrics(_values(step), step=step)
-        after = time.perf_counter()
-        blocked.append((after - before, _cpu_wait() - waited))
-    run.end()  # sends what is still buffered: part of the cost
-    return time.perf_counter() - start
+    with _cpu_wait() as cpu_wait:
+        start = time.perf_counter()
+        for step in range(steps):
+            waited = cpu_wait()
+            before = time.perf_counter()
+            run.log_metrics(_values(step), step=step)
+            after = time.perf_counter()
+            blocked.append((after - before, cpu_wait() - waited))
+        run.end()  # sends what is still buffered: part of the cost
+        return time.perf_counter() - start
 
 
-def _cpu_wait() -> float:
-    """Seconds this thread has been runnable but waiting for a CPU (Linux), else 0."""
+@contextmanager
+def _cpu_wait() -> Iterator[Callable[[], float]]:
+    """Seconds the calling thread has been runnable but waiting for a CPU (Linux), else 0.
+
+    The file stays open: reading it costs 1 us, opening it 12 us, inside the timed loop.
+    """
     try:
-        with open("/proc/thread-self/schedstat", "rb") as stat:
-            return int(stat.read().split()[1]) / 1e9
+        stat = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
     except OSError:
-        return 0.0
+        yield lambda: 0.0
+        return
+    try:
+        yield lambda: int(os.pread(stat, 64, 0).split()[1]) / 1e9
+    finally:
+        os.close(stat)
 
 
 def way_b(uri: str, steps: int) -> float:

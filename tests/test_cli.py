@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 import trackstack
-from trackstack.outbox import RunOutbox
-from trackstack.records import MetricPoint
+from trackstack import RunStatus
 
 SCRIPT = Path(sys.executable).with_name("trackstack")
 
@@ -243,20 +242,30 @@ def test_compare_plot_draws_one_panel_per_metric(isolated_cwd: Path) -> None:
 # -- sync ----------------------------------------------------------------------------------
 
 
-def test_sync_delivers_the_outbox_once(isolated_cwd: Path) -> None:
+def test_sync_delivers_a_dead_process_journal_once(isolated_cwd: Path) -> None:
     config = local_config(isolated_cwd)
-    tracker = trackstack.load_tracker(config)
-    run = tracker.start_run(experiment="offline")
-    run_id = run.id
-    tracker._forget_run(run)  # as if the process had ended without reaching the backend
-    points = [("loss", MetricPoint(0, 1.0, 1.0)), ("loss", MetricPoint(1, 0.5, 2.0))]
-    RunOutbox(tracker, run_id).record("backend_log_metrics", points)
-    outbox = isolated_cwd / ".trackstack" / "outbox"
-    assert list(outbox.rglob("*.jsonl"))
+    script = isolated_cwd / "dies.py"
+    script.write_text(
+        "import os, trackstack\n"
+        f"tracker = trackstack.load_tracker({str(config)!r})\n"
+        "tracker.flush_interval = 3600\n"
+        "run = tracker.start_run(experiment='offline')\n"
+        "run.log_metrics({'loss': 1.0}, step=0)\n"
+        "run.log_metrics({'loss': 0.5}, step=1)\n"
+        "print(run.id, flush=True)\n"
+        "os._exit(3)  # no atexit: as a process killed before its sender ran\n"
+    )
+    died = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          cwd=isolated_cwd, timeout=120)  # fmt: skip
+    run_id = died.stdout.strip()
+    assert list((isolated_cwd / ".trackstack" / "journal").rglob("records"))
     first = cli("sync", "--config", config, "--json", cwd=isolated_cwd)
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"runs": 1, "points": 2, "ended": 0, "started": {}}
+    report = json.loads(first.stdout)
+    assert (report["runs"], report["points"], report["ended"]) == (1, 2, 1)
+    assert [run["run_id"] for run in report["recovered"]] == [run_id]
     second = cli("sync", "--config", config, cwd=isolated_cwd)
     assert second.stdout.strip() == "delivered 0 metric points and 0 run ends of 0 run(s)"
     stored = trackstack.load_tracker(config).get_run(run_id)
     assert [(p.step, p.value) for p in stored.metrics["loss"]] == [(0, 1.0), (1, 0.5)]
+    assert stored.status is RunStatus.KILLED

@@ -92,8 +92,12 @@ def test_sdk_hooks_wrap_the_step_and_exit_runs_even_if_ending_fails(tmp_path: Pa
     assert isinstance(tracker, RecordingTracker)
     tracker.prepare_step_run(INFO)
     run = tracker.step_run(INFO)
-    tracker.store.database.unlink()  # the backend loses its store: ending the run fails
-    with pytest.raises(BackendError):
+
+    def refuse(run_id: str, status: RunStatus) -> None:
+        raise RuntimeError("the store will not end this run")
+
+    tracker.backend_end_run = refuse  # type: ignore[method-assign]
+    with pytest.raises(BackendError, match="will not end"):
         tracker.cleanup_step_run(INFO, step_failed=True)
     assert tracker.calls == [("enter", run.id, None), ("exit", run.id, RunStatus.FAILED)]
 

@@ -14,10 +14,10 @@ if TYPE_CHECKING:
     from trackstack.config import load_tracker
     from trackstack.enums import RunStatus
     from trackstack.experiment_trackers import StepRunInfo
-    from trackstack.outbox import sync
     from trackstack.records import MetricPoint, RunRecord
     from trackstack.registry import FlavorInfo, get_flavor, list_flavors
     from trackstack.run import Run
+    from trackstack.syncing import sync
 
 __version__ = "0.1.0"
 
@@ -48,7 +48,7 @@ _HOMES = {
     "get_flavor": "trackstack.registry",
     "list_flavors": "trackstack.registry",
     "load_tracker": "trackstack.config",
-    "sync": "trackstack.outbox",
+    "sync": "trackstack.syncing",
 }
 
 

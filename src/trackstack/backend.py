@@ -34,6 +34,11 @@ class Capabilities:
     max_tags_per_call: int = 100
     reserved_metric_keys: frozenset[str] = frozenset()
     """Metric names the backend keeps for itself; logging one is an ``InvalidInputError``."""
+    max_step: int = 2**63 - 1
+    """The largest step the backend stores; a step beyond it is an ``InvalidInputError``."""
+    key_pattern: str | None = None
+    """A regular expression every metric name must match in full (beyond trackstack's own
+    key rules), so a name the backend would refuse is rejected at the call."""
     sender_process: bool = False
     """``backend_log_metrics`` works on a copy of the tracker built from the same config
     in another process, for runs this one started: the core may then store metric

@@ -91,7 +91,7 @@ def main() -> None:
     trackstack config validate FILE        report every problem of a config file
     trackstack runs list                   runs of the configured tracker, newest first
     trackstack runs compare ID ID          params and final metrics side by side
-    trackstack sync                        send what waits in the outbox
+    trackstack sync                        deliver what waits in run journals
     """
 
 
@@ -368,24 +368,41 @@ def _echo_csv(columns: list[str], rows: list[dict[str, Any]]) -> None:
 
 
 @main.command()
-@_config_option
 @click.option(
-    "--outbox",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Outbox folder. Default: $TRACKSTACK_OUTBOX, else ./.trackstack/outbox.",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Deliver only this tracker's journals. Default: every tracker's under the root.",
 )
+@click.option(
+    "--journal",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Journal root. Default: $TRACKSTACK_JOURNAL, else ./.trackstack/journal.",
+)
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), hidden=True)
 @_json_option
-def sync(config_file: str | None, outbox: Path | None, as_json: bool) -> None:
-    """Send the runs waiting in the outbox to the configured tracker; again sends nothing."""
-    from trackstack.outbox import sync as deliver
+def sync(
+    config_file: Path | None, journal: Path | None, outbox: Path | None, as_json: bool
+) -> None:
+    """Deliver what waits in run journals; runs of dead processes end KILLED. Again: nothing."""
+    from trackstack.delivery.sync import describe
+    from trackstack.syncing import sync as deliver
 
     with _failures(), _progress() as progress:
-        progress.add_task("sending the outbox", total=None)
-        report = deliver(_tracker(config_file), outbox)
+        progress.add_task("delivering journals", total=None)
+        tracker = _tracker(str(config_file)) if config_file is not None else None
+        report = deliver(tracker, journal or outbox)
     if as_json:
         _echo_json(dataclasses.asdict(report))
-    else:
-        click.echo(
-            f"delivered {report.points} metric points and {report.ended} run ends "
-            f"of {report.runs} run(s)"
-        )
+        return
+    click.echo(describe(report))
+    for pending, created in report.started.items():
+        click.echo(f"  {pending} -> {created}")
+    for run in report.recovered:
+        click.echo(f"  recovered {run['run_id']} (ended KILLED)")
+    for refused in report.refused:
+        click.echo(f"  refused {refused['what']} {refused['keys']}: {refused['reason']}")
+    for damaged in report.damaged:
+        click.echo(f"  damaged {damaged['file']}: {damaged['why']}")
+    for failed in report.failed:
+        click.echo(f"  failed {failed['journal']}: {failed['error']}")

@@ -29,15 +29,17 @@ from pydantic import (
 )
 
 from trackstack.backend import Capabilities, ResumeState, RunStart, StartedRun
+from trackstack.delivery import journal as journals
+from trackstack.delivery.recovery import recover_in_background
 from trackstack.enums import RunStatus, StackComponentType
 from trackstack.errors import (
     BackendError,
     BackendUnavailableError,
     InvalidInputError,
+    RunNotFoundError,
     TrackstackError,
     UnsupportedOperationError,
 )
-from trackstack.outbox import PENDING_PREFIX, RunOutbox
 from trackstack.ranks import process_rank
 from trackstack.records import MetricPoint, RunRecord, keyed_points
 from trackstack.run import Run, check_lengths
@@ -70,6 +72,8 @@ DEFAULT_EXPERIMENT = "Default"
 Tags = Annotated[dict[str, str], AfterValidator(tag_values)]
 """A config or settings field of tags: keys checked like every tag key."""
 _T = TypeVar("_T")
+PENDING_PREFIX = "pending-"
+"""Provisional ids of runs started while the backend was unavailable."""
 
 
 class StepRunInfo(BaseModel):
@@ -111,23 +115,24 @@ class BaseExperimentTracker(StackComponent, ABC):
     flush_interval: float = 5.0
     """Seconds after which buffered points are sent even if fewer than ``buffer_size``."""
     max_buffered_points: int = 50_000
-    """Points a run may hold unsent; beyond this ``log_metrics`` waits for the backend."""
+    """Unsent points a run keeps in memory; beyond this they wait in its journal only."""
     max_block_seconds: float = 2.0
-    """Longest wait for room in a full buffer; then its points go to the outbox."""
+    """Without a writable journal, the longest wait for room in memory before points drop."""
     retry_initial: float = 0.5
     """Seconds before the first retry of a batch the backend was unavailable for; doubles."""
     retry_max: float = 30.0
     """Longest wait between retries."""
     end_timeout: float = 30.0
-    """How long ``end()`` retries an unavailable backend before using the outbox."""
+    """How long ``end()`` retries an unavailable backend before leaving the journal to sync."""
     log_on: str = "all"
     """``all``: every process logs; ``rank0``: only the process with ``$RANK`` (else
     ``$LOCAL_RANK``) 0, the others get runs that accept every call and discard it."""
     start_offline: bool = True
-    """A run that cannot start because the backend is unavailable goes whole to the outbox."""
-    outbox: Path | None = None
-    """Where undelivered points wait for ``trackstack sync``; None: ``$TRACKSTACK_OUTBOX``,
-    else ``.trackstack/outbox`` in the working directory."""
+    """A run that cannot start because the backend is unavailable starts pending: its
+    journal creates it once the backend answers (or at ``trackstack sync``)."""
+    journal_dir: Path | None = None
+    """Where run journals live; None: ``$TRACKSTACK_JOURNAL``, else ``$TRACKSTACK_OUTBOX``,
+    else ``.trackstack/journal`` in the working directory."""
     send_from_process: bool = True
     """Store metric batches from a child process when the backend allows it
     (``capabilities.sender_process``), so the SDK's work never stalls the training loop."""
@@ -137,11 +142,36 @@ class BaseExperimentTracker(StackComponent, ABC):
         self._runs_lock = threading.Lock()
         self._open_runs: dict[str, Run] = {}
         self._step_runs: dict[tuple[str, str], Run] = {}
+        # Fixed now, like a store's root: a later chdir must not move the journals.
+        self._journal_root = journals.default_root()
 
     @property
     def config(self) -> BaseExperimentTrackerConfig:
         """Returns the config of the experiment tracker."""
         return cast(BaseExperimentTrackerConfig, self._config)
+
+    @property
+    def outbox(self) -> Path | None:
+        """The name ``journal_dir`` had before runs were journaled."""
+        return self.journal_dir
+
+    @outbox.setter
+    def outbox(self, value: Path | None) -> None:
+        self.journal_dir = value
+
+    def journal_folder(self, root: Path | None = None) -> Path:
+        """The folder of this tracker's run journals (under ``root``, else ``journal_dir``)."""
+        return self._journal_identity(root)[0]
+
+    def _journal_identity(
+        self, root: Path | None = None
+    ) -> tuple[Path, tuple[str, dict[str, Any]]]:
+        from trackstack.secrets import secret_field_names
+
+        secrets = set(secret_field_names(type(self.config)))
+        public = self.config.model_dump(mode="json", exclude=secrets)
+        base = root or self.journal_dir or self._journal_root
+        return journals.tracker_folder(Path(base), self.flavor, public), (self.name, public)
 
     def experiment_for(self, settings: Any) -> str | None:
         """The experiment the run's settings or the flavor's config name, if any.
@@ -225,13 +255,21 @@ class BaseExperimentTracker(StackComponent, ABC):
         else:
             resolved = experiment or self.experiment_for(run_settings) or DEFAULT_EXPERIMENT
         request = RunStart(resolved, run_name, tag_map, parent_id, run_id, run_settings)
-        outbox = None
+        pending = False
         try:
             started = self._call_backend("start run", self.backend_start_run, request)
         except BackendUnavailableError as error:
             if run_id is not None or not self.start_offline:
                 raise
-            started, outbox = self._start_in_outbox(request, error)
+            started, pending = self._start_pending(request, error), True
+        settings_data = run_settings.model_dump(mode="json") if run_settings is not None else None
+        start = {
+            "pending": pending,
+            "tags": tag_map,
+            "parent_id": parent_id,
+            "settings": settings_data,
+            "resumed": run_id is not None,
+        }
         run = Run(
             self,
             id=started.id,
@@ -241,12 +279,13 @@ class BaseExperimentTracker(StackComponent, ABC):
             parent_id=parent_id,
             params=params,
             next_step=next_step,
-            outbox=outbox,
+            start=start,
         )
         with self._runs_lock:
             self._open_runs[run.id] = run
-        if self._uses_sender_process and outbox is None:
+        if self._uses_sender_process and not pending:
             sender_process().prepare(self)
+        recover_in_background(self, self.journal_folder())
         return run
 
     def _discarding_run(self, rank: int, experiment: str | None) -> Run:
@@ -262,25 +301,35 @@ class BaseExperimentTracker(StackComponent, ABC):
             discard=True,
         )
 
-    def _start_in_outbox(
-        self, request: RunStart, error: BackendError
-    ) -> tuple[StartedRun, RunOutbox]:
+    def _start_pending(self, request: RunStart, error: BackendError) -> StartedRun:
         provisional = f"{PENDING_PREFIX}{uuid.uuid4().hex}"
-        outbox = RunOutbox(self, provisional)
-        outbox.record("backend_start_run", request)
+        folder = self.journal_folder()
         logger.warning(
-            "trackstack: the %s backend is unavailable (%s); run %s is recorded in %s "
-            "and created when you run `trackstack sync` (or trackstack.sync())",
-            self.flavor, error, provisional, outbox.path,
+            "trackstack: the %s backend is unavailable (%s); run %s is journaled in %s and "
+            "created when the backend answers, or when you run `trackstack sync` (or "
+            "trackstack.sync())", self.flavor, error, provisional, folder,
         )  # fmt: skip
-        return StartedRun(provisional, url=outbox.path.as_uri(), name=request.run_name), outbox
+        return StartedRun(provisional, url=folder.as_uri(), name=request.run_name)
 
     def get_run(self, run_id: str) -> RunRecord:
         """Read a run back; points still buffered in this process are sent first."""
         if not isinstance(run_id, str) or not run_id:
             raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
         self._flush_live(run_id)
+        if run_id.startswith(PENDING_PREFIX):
+            run_id = self._created_id(run_id)
         return self._call_backend("get run", self.backend_get_run, run_id)
+
+    def _created_id(self, pending_id: str) -> str:
+        folder = self.journal_folder()
+        created = journals.created_id(folder, pending_id)
+        if created is None:
+            raise RunNotFoundError(
+                f"run {pending_id} was started while the {self.flavor} backend was "
+                f"unavailable and has not been created yet; its journal waits in {folder}. "
+                "Run `trackstack sync` once the backend answers"
+            )
+        return created
 
     def _flush_live(self, run_id: str) -> None:
         # A run open in this process may hold points its reader should see.

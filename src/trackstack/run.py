@@ -1,7 +1,9 @@
-"""The user-facing run: validation, the metric buffer, status and thread safety.
+"""The user-facing run: validation, status, the context manager and exit handling.
 
-One ``Run`` object serialises every call it makes to the backend hooks under
-its lock, so adapters never see two calls for one run at the same time.
+Every call is checked here, then handed to the run's ``RunSender``, which
+journals it before the call returns and delivers it in the background
+(``trackstack.delivery``). Only ``log_artifact`` talks to the backend directly,
+so a file is not copied while the backend takes it.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -19,17 +22,16 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, SupportsIndex
 
+from trackstack.delivery.codec import Kind, json_value
+from trackstack.delivery.sender import RunSender
 from trackstack.enums import RunStatus
 from trackstack.errors import (
     ArtifactNotFoundError,
-    BackendError,
     BackendUnavailableError,
     InvalidInputError,
     ParamConflictError,
     TrackstackError,
 )
-from trackstack.outbox import RunOutbox, deliver_run
-from trackstack.records import keyed_points
 from trackstack.sender_process import close_sender_process
 from trackstack.validation import (
     ParamValue,
@@ -88,7 +90,7 @@ class Run:
         parent_id: str | None,
         params: Mapping[str, str],
         next_step: int,
-        outbox: RunOutbox | None = None,
+        start: dict[str, Any] | None = None,
         discard: bool = False,
     ) -> None:
         self.id = id
@@ -96,9 +98,9 @@ class Run:
         self.name = name
         self.experiment = experiment
         self.parent_id = parent_id
+        self.pending = bool(start and start.get("pending"))
+        """Started while the backend was unreachable: delivery creates it when it answers."""
         self._tracker = tracker
-        self._outbox = outbox
-        """Set for a run started while the backend was unavailable: it all goes there."""
         self.discards = discard
         """True on a process whose rank does not log (``log_on: rank0``): calls are
         checked as anywhere else, then dropped."""
@@ -106,18 +108,21 @@ class Run:
         # the training loop never waits for a request in flight.
         self._backend_lock = threading.RLock()
         self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
         self._params = dict(params)
         self._next_step = next_step
-        # Plain tuples of atoms, which CPython's collector stops tracking: a full
-        # buffer of objects made every full collection of a big process slower.
-        self._buffer: list[tuple[str, int, float, float]] = []
-        self._last_flush = time.monotonic()
-        self._pending_error: BackendError | None = None
         self._status = RunStatus.RUNNING
-        self._closed = threading.Event()
-        self._sender: threading.Thread | None = None
-        self._told_outbox = False
+        self._pid = os.getpid()
+        self._sender: RunSender | None = None
+        if not discard:
+            folder, described = tracker._journal_identity()
+            self._sender = RunSender(
+                tracker,
+                {"run_id": id, "experiment": experiment, "run_name": name, **(start or {})},
+                folder=folder,
+                tracker_info=described,
+                lock=self._lock,
+                backend_lock=self._backend_lock,
+            )
         _live_runs.add(self)
         install_sigterm_handler()
 
@@ -134,8 +139,13 @@ class Run:
 
     @property
     def buffered_points(self) -> int:
-        """Metric points accepted but not yet sent to the backend."""
-        return len(self._buffer)
+        """Metric points accepted but not yet acknowledged by the backend (held in memory)."""
+        return 0 if self._sender is None else self._sender.waiting_points
+
+    @property
+    def journal(self) -> str | None:
+        """Where this run's calls are journaled until the backend has them."""
+        return None if self._sender is None else self._sender.where()
 
     # -- logging --------------------------------------------------------------
 
@@ -143,12 +153,12 @@ class Run:
         """Log params; nested dicts are flattened with dots, values stored as strings.
 
         Logging a param again with the same value does nothing; with another
-        value it raises ``ParamConflictError``.
+        value it raises ``ParamConflictError``. Delivered in the background.
         """
         flat = flatten_params(params)
         caps = self._tracker.capabilities
         check_lengths({k: v.text for k, v in flat.items()}, caps.max_param_length, "param")
-        with self._backend_lock, self._lock:
+        with self._lock:
             self._check_open()
             new: dict[str, ParamValue] = {}
             for key, param in flat.items():
@@ -161,30 +171,37 @@ class Run:
                         f"change to {param.text!r}. Log the new value under another name "
                         "or start a new run"
                     )
-            for chunk in _chunks(new, caps.max_params_per_call):
-                self._to_backend("log params", "backend_log_params", chunk)
-                self._params.update((key, param.text) for key, param in chunk.items())
+            self._params.update((key, param.text) for key, param in new.items())
+            if new and self._sender is not None:
+                stored = {k: [p.text, json_value(p.value, p.text)] for k, p in new.items()}
+                items = [(k, p.text, p.value) for k, p in new.items()]
+                self._sender.add(Kind.PARAMS, stored, items)
+                self._sender.start_thread()
+            self._raise_pending()
 
     def log_metrics(self, metrics: Mapping[str, Any], step: SupportsIndex | None = None) -> None:
-        """Buffer one value per metric at ``step`` (by default one past the last step used).
+        """Journal one value per metric at ``step`` (by default one past the last step used).
 
-        A background thread sends the points when ``buffer_size`` are waiting
-        and when ``flush_interval`` seconds have passed; ``flush()`` and the
-        end of the run send the rest. The call waits only while more than
-        ``max_buffered_points`` are waiting. If sending failed, the points stay
-        buffered and the ``BackendError`` is raised by the next call.
+        The call returns once the point is in the run's journal; a background
+        thread sends batches of ``buffer_size`` points, or what waits after
+        ``flush_interval`` seconds. An outage never raises here: points wait in
+        the journal and are retried. What the backend refuses is set aside and
+        named by a ``BackendError`` from the next call.
         """
         if not isinstance(metrics, Mapping):
             raise InvalidInputError(
                 f"log_metrics takes a dict of name to value, got a {type(metrics).__name__}"
             )
         values = {check_key(key, "metric"): metric_value(key, v) for key, v in metrics.items()}
-        reserved = self._tracker.capabilities.reserved_metric_keys.intersection(values)
+        caps = self._tracker.capabilities
+        reserved = caps.reserved_metric_keys.intersection(values)
         if reserved:
             raise InvalidInputError(
                 f"metric name(s) {sorted(reserved)} are reserved by the "
                 f"{self._tracker.flavor} backend; log under another name"
             )
+        if caps.key_pattern is not None:
+            check_backend_keys(values, caps.key_pattern, self._tracker.flavor, "metric")
         given_step = None if step is None else check_step(step)
         timestamp = time.time()
         with self._lock:
@@ -192,26 +209,34 @@ class Run:
             if not values:
                 return
             used = self._next_step if given_step is None else given_step
+            if used > caps.max_step:
+                raise InvalidInputError(
+                    f"step {used} is beyond the largest step the {self._tracker.flavor} backend "
+                    f"stores ({caps.max_step}); pass a smaller step"
+                )
             self._next_step = used + 1
-            self._buffer.extend((key, used, v, timestamp) for key, v in values.items())
-            if len(self._buffer) >= self._tracker.buffer_size:
-                self._changed.notify_all()
-            self._start_sender()
-            self._wait_for_room()
+            if self._sender is not None:
+                self._sender.add_metrics(used, timestamp, values)
+                self._sender.start_thread()
             self._raise_pending()
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Set tags; a tag set again takes the new value."""
+        """Set tags; a tag set again takes the new value. Delivered in the background."""
         values = tag_values(tags)
-        caps = self._tracker.capabilities
-        check_lengths(values, caps.max_tag_length, "tag")
-        with self._backend_lock, self._lock:
+        check_lengths(values, self._tracker.capabilities.max_tag_length, "tag")
+        with self._lock:
             self._check_open()
-            for chunk in _chunks(values, caps.max_tags_per_call):
-                self._to_backend("set tags", "backend_set_tags", chunk)
+            if values and self._sender is not None:
+                self._sender.add(Kind.TAGS, values, list(values.items()))
+                self._sender.start_thread()
+            self._raise_pending()
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-        """Upload a file (to ``<artifact_path>/<name>``) or a directory (under its own name)."""
+        """Upload a file (to ``<artifact_path>/<name>``) or a directory (under its own name).
+
+        While the backend is unreachable the file is copied into the run's
+        journal and uploaded from there later.
+        """
         if not isinstance(path, str | os.PathLike):
             raise InvalidInputError(
                 f"log_artifact takes a file or directory path, got a {type(path).__name__}"
@@ -231,51 +256,88 @@ class Run:
                     self._log_artifact_locked(file, f"{folder}/{inner}" if folder else inner)
             else:
                 self._log_artifact_locked(local, folder)
+            self._raise_pending()
 
     def _log_artifact_locked(self, local: Path, folder: str | None) -> None:
-        self._to_backend("log artifact", "backend_log_artifact", local, folder)
+        sender = self._sender
+        if sender is None:
+            return
+        if not self.pending and sender.created is None:
+            try:
+                tracker = self._tracker
+                tracker._call_backend(
+                    "log artifact", tracker.backend_log_artifact, self.id, local, folder
+                )
+                return
+            except BackendUnavailableError:
+                pass
+        copies = sender.files_folder()
+        stored = str(local.absolute())
+        if copies is not None:
+            # A copy: the file may change or go before the backend is back.
+            try:
+                copies.mkdir(parents=True)
+                if local.is_dir():
+                    shutil.copytree(local, copies / local.name)
+                else:
+                    shutil.copy2(local, copies / local.name)
+                stored = (copies / local.name).relative_to(copies.parent.parent).as_posix()
+            except OSError as error:
+                logger.warning(
+                    "trackstack: cannot copy artifact %s into the journal (%s); it is uploaded "
+                    "from where it is once the backend answers", local, error,
+                )  # fmt: skip
+        sender.add(Kind.ARTIFACT, [stored, folder], [(stored, folder)])
+        sender.start_thread()
 
     # -- flushing and ending ----------------------------------------------------
 
     def flush(self) -> None:
-        """Send every buffered point now."""
-        with self._backend_lock, self._lock:
-            self._pending_error = None
-            self._send(everything=True)
+        """Send everything journaled now; what the backend refused raises ``BackendError``.
+
+        While the backend is unreachable this returns; the points wait in the
+        journal and the background thread retries.
+        """
+        if self._sender is not None and self._status is RunStatus.RUNNING:
+            self._sender.flush()
+        with self._lock:
+            self._raise_pending()
 
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
-        """Send what is buffered and close the run; ending an ended run does nothing.
+        """Deliver everything and close the run; ending an ended run does nothing.
 
-        While the backend is unavailable (unreachable, 5xx, 429) this retries
-        with backoff for up to ``tracker.end_timeout`` seconds, then writes the
-        undelivered points and the final status to the outbox for
-        ``trackstack sync`` and closes the run. On any other backend failure the
-        run stays open with its points buffered, and ``end()`` can be called again.
+        While the backend is unavailable this retries for up to
+        ``tracker.end_timeout`` seconds, then leaves the journal (with the
+        end) for ``trackstack sync`` and closes the run. What the backend
+        refused is named once by a ``BackendError`` after the run is closed.
         """
-        final = coerce_status(status)
+        self._end(coerce_status(status), self._tracker.end_timeout)
+
+    def _end(self, final: RunStatus | None, timeout: float) -> None:
+        """End with ``final``, or (None) deliver and leave the run open for good at exit."""
         with self._backend_lock, self._lock:
             if self._status is not RunStatus.RUNNING:
                 return
-            self._pending_error = None
-            deadline = time.monotonic() + self._tracker.end_timeout
-            delay = self._tracker.retry_initial
-            while True:
-                try:
-                    self._send(everything=True)
-                    self._to_backend("end run", "backend_end_run", final)
-                    self._deliver_spilled()
-                    break
-                except BackendUnavailableError as error:
-                    if time.monotonic() + delay > deadline:
-                        self._to_outbox(final, error)
-                        break
-                    time.sleep(delay)
-                    delay = min(delay * 2, self._tracker.retry_max)
-            self._status = final
-            self._closed.set()
-            self._changed.notify_all()
+            sender = self._sender
+            delivered = True
+            if sender is not None:
+                if final is not None:
+                    sender.add(Kind.END, final.value, [final.value])
+                else:
+                    sender.add(Kind.DETACH, None, [None])
+                delivered = sender.finish(timeout)
+            if final is not None:
+                self._status = final
             _live_runs.discard(self)
             self._tracker._forget_run(self)
+            if not delivered and sender is not None:
+                ending = f" and its end ({final.value})" if final is not None else ""
+                logger.warning(
+                    "trackstack: the %s backend is unavailable; run %s's undelivered calls%s "
+                    "are waiting in %s. Send them with `trackstack sync` or trackstack.sync()",
+                    self._tracker.flavor, self.id, ending, sender.where(),
+                )  # fmt: skip
+            self._raise_pending()
 
     def __enter__(self) -> Run:
         return self
@@ -303,149 +365,34 @@ class Run:
 
     # -- internals ----------------------------------------------------------------
 
-    def _to_backend(self, operation: str, hook: str, *args: Any) -> None:
-        """Call the adapter's hook for this run, or record the call in the outbox."""
-        if self.discards:
-            return
-        if self._outbox is not None:
-            self._outbox.record(hook, *args)
-        else:
-            self._tracker._call_backend(operation, getattr(self._tracker, hook), self.id, *args)
-
     def _check_open(self) -> None:
         if self._status is not RunStatus.RUNNING:
             raise InvalidInputError(
                 f"run {self.id} has ended ({self._status.value}); resume it with "
                 f"start_run(run_id={self.id!r}) to log more"
             )
+        if os.getpid() != self._pid:
+            raise InvalidInputError(
+                f"run {self.id} was started in process {self._pid}; a forked process cannot "
+                "log to it. Start or resume a run in this process (start_run(run_id=...))"
+            )
 
     def _raise_pending(self) -> None:
-        error, self._pending_error = self._pending_error, None
+        error = None if self._sender is None else self._sender.take_error()
         if error is not None:
             raise error
 
-    def _deliver_spilled(self) -> None:
-        """Send what this run moved to the outbox while the backend lagged, now it answers."""
-        if self._outbox is None and RunOutbox(self._tracker, self.id).path.exists():
-            try:
-                deliver_run(self._tracker, self.id)
-            except BackendError as error:
-                logger.warning(
-                    "trackstack: run %s keeps points in the outbox (%s); send them with "
-                    "`trackstack sync`", self.id, error,
-                )  # fmt: skip
 
-    def _wait_for_room(self) -> None:
-        """Hold the loop while the buffer is full, for ``max_block_seconds`` at most.
+def check_backend_keys(values: Mapping[str, Any], pattern: str, flavor: str, kind: str) -> None:
+    """Reject keys the backend is known to refuse, at the call instead of in delivery."""
+    import re
 
-        A backend slower than the loop gets that long to catch up; after it,
-        the buffered points move to the outbox so the loop goes on.
-        """
-        deadline = time.monotonic() + self._tracker.max_block_seconds
-        while len(self._buffer) >= self._tracker.max_buffered_points:
-            if self._pending_error is not None:
-                return
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self._to_outbox(None, "the backend has not taken them in time")
-                return
-            self._changed.wait(left)
-
-    def _due(self) -> bool:
-        """Whether the sender should send now: a full batch, or points waiting too long."""
-        waiting = time.monotonic() - self._last_flush >= self._tracker.flush_interval
-        return len(self._buffer) >= self._tracker.buffer_size or (bool(self._buffer) and waiting)
-
-    def _send(self, everything: bool) -> None:
-        """Send buffered points in order, a batch at a time, while they are due (or all).
-
-        The caller holds ``_backend_lock``. ``_lock`` is held only to take a
-        batch from the front of the buffer and to drop it once stored, so
-        ``log_metrics`` goes on appending meanwhile; a failed batch stays.
-        """
-        limit = self._tracker.capabilities.max_metrics_per_call
-        while True:
-            with self._lock:
-                if not self._buffer or not (everything or self._due()):
-                    return
-                chunk = self._buffer[:limit]
-            try:
-                if self._outbox is None and not self.discards:
-                    self._tracker._store_metrics(self.id, chunk)
-                else:
-                    self._to_backend("log metrics", "backend_log_metrics", keyed_points(chunk))
-            except BackendError as error:
-                error.add_note(
-                    f"{len(self._buffer)} metric points of run {self.id} are kept buffered "
-                    "and will be sent again by the next flush"
-                )
-                raise
-            with self._lock:
-                del self._buffer[: len(chunk)]
-                self._last_flush = time.monotonic()
-                self._changed.notify_all()
-
-    def _start_sender(self) -> None:
-        if self._sender is None:
-            self._sender = threading.Thread(
-                target=self._send_in_background, name=f"trackstack-send-{self.id}", daemon=True
+    for key in values:
+        if re.fullmatch(pattern, key) is None:
+            raise InvalidInputError(
+                f"{kind} name {key!r} is not one the {flavor} backend accepts (it takes names "
+                f"matching {pattern}); rename it"
             )
-            self._sender.start()
-
-    def _send_in_background(self) -> None:
-        delay = self._tracker.retry_initial
-        while not self._closed.is_set():
-            with self._lock:
-                if not self._due():
-                    self._changed.wait(self._tracker.flush_interval / 2)
-                    continue
-            try:
-                with self._backend_lock:
-                    self._send(everything=False)
-            except BackendUnavailableError as error:
-                if delay == self._tracker.retry_initial:
-                    logger.warning(
-                        "trackstack: run %s cannot reach its backend (%s); %d metric points "
-                        "are kept and retried", self.id, error, len(self._buffer)
-                    )  # fmt: skip
-                self._closed.wait(delay)
-                delay = min(delay * 2, self._tracker.retry_max)
-                continue
-            except BackendError as error:
-                with self._lock:
-                    self._pending_error = error
-                    self._changed.notify_all()
-                # Not again until the next interval: the backend just failed.
-                self._closed.wait(self._tracker.flush_interval)
-                continue
-            if delay != self._tracker.retry_initial:
-                logger.warning("trackstack: run %s reached its backend again", self.id)
-                delay = self._tracker.retry_initial
-
-    def _to_outbox(self, final: RunStatus | None, error: BackendError | str) -> None:
-        """Move what is buffered (and the final status) to the outbox; say where, once."""
-        outbox = self._outbox or RunOutbox(self._tracker, self.id)
-        points = keyed_points(self._buffer)
-        if points:
-            outbox.record("backend_log_metrics", points)
-        if final is not None:
-            outbox.record("backend_end_run", final)
-        self._buffer.clear()
-        self._changed.notify_all()
-        if self._told_outbox and final is None:
-            return
-        self._told_outbox = True
-        ending = f" and the end ({final.value})" if final is not None else ""
-        logger.warning(
-            "trackstack: the %s backend is unavailable (%s); %d metric points%s of run %s "
-            "are waiting in %s. Send them with `trackstack sync` or trackstack.sync()",
-            self._tracker.flavor, error, len(points), ending, self.id, outbox.path,
-        )  # fmt: skip
-
-
-def _chunks(values: dict[str, Any], size: int) -> list[dict[str, Any]]:
-    items = list(values.items())
-    return [dict(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
@@ -453,21 +400,22 @@ _exit_status: RunStatus | None = None
 """How runs left open end at exit: set when an exception ended the program."""
 
 
+SIGTERM_END_SECONDS = 5.0
+"""How long a SIGTERM'd process tries to deliver before it goes: well inside docker's 10 s."""
+
+
 @atexit.register
 def _close_live_runs() -> None:
-    # Daemon sender threads die with the interpreter: send what they would
-    # have. A run left open by an uncaught exception (or Ctrl-C) is ended.
+    # Daemon sender threads die with the interpreter: deliver what they would
+    # have. A run left open by an uncaught exception (or Ctrl-C) is ended; one
+    # left open by a normal exit stays open (the journal says so to sync).
     for run in list(_live_runs):
         try:
-            if _exit_status is not None:
-                run.end(_exit_status)
-            else:
-                run.flush()
-        except BackendUnavailableError as error:
-            with run._backend_lock, run._lock:
-                run._to_outbox(None, error)
+            run._end(_exit_status, run._tracker.end_timeout)
         except TrackstackError as error:
-            logger.error("trackstack: points of run %s were not sent at exit: %s", run.id, error)
+            logger.error("trackstack: run %s at exit: %s", run.id, error)
+        except Exception as error:  # nothing at exit may hide the program's own outcome
+            logger.error("trackstack: run %s could not be closed at exit: %r", run.id, error)
     close_sender_process()
 
 
@@ -481,7 +429,7 @@ def _note_crash(kind: type[BaseException], value: BaseException, tb: TracebackTy
 def _end_killed(signum: int, frame: FrameType | None) -> None:
     for run in list(_live_runs):
         try:
-            run.end(RunStatus.KILLED)
+            run._end(RunStatus.KILLED, min(run._tracker.end_timeout, SIGTERM_END_SECONDS))
         except TrackstackError as error:
             logger.error("trackstack: run %s could not be ended on SIGTERM: %s", run.id, error)
     previous = _previous_sigterm

@@ -42,7 +42,7 @@ def test_a_run_through_two_server_crashes_loses_and_repeats_nothing(
     assert report.missing == 0
 
 
-def test_a_server_down_at_the_end_leaves_the_run_in_the_outbox_until_sync(
+def test_a_server_down_at_the_end_leaves_the_run_in_its_journal_until_sync(
     server: list[MlflowServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = server[0].url
@@ -59,8 +59,8 @@ def test_a_server_down_at_the_end_leaves_the_run_in_the_outbox_until_sync(
     with caplog.at_level(logging.WARNING):
         run.end()
     assert "trackstack sync" in caplog.text
-    waiting = list((tmp_path / "outbox").rglob("*.jsonl"))
-    assert [path.stem for path in waiting] == [run.id]
+    waiting = list((tmp_path / "outbox").rglob("records"))
+    assert [path.parent.name.split(".")[0] for path in waiting] == [run.id]
 
     server.append(server[0].restarted().wait_until_healthy())
     client = MlflowClient(url)
@@ -213,6 +213,10 @@ def test_a_secret_appears_nowhere_trackstack_writes(
         server[0].kill()
         late.end()
     shown.append(caplog.text)
-    shown += [p.read_text() for p in (tmp_path / "outbox").rglob("*") if p.is_file()]
+    shown += [
+        p.read_bytes().decode("utf-8", "replace")
+        for p in (tmp_path / "outbox").rglob("*")
+        if p.is_file()
+    ]
     assert len(shown) > 15
     assert not [text for text in shown if TOKEN in text]

@@ -19,7 +19,7 @@ from trackstack_mlflow.tracker import MLFlowExperimentTracker
 
 import trackstack
 from trackstack import MetricPoint
-from trackstack.errors import InvalidInputError
+from trackstack.errors import BackendError
 from trackstack.experiment_trackers import BaseExperimentTracker
 from trackstack.sender_process import sender_process
 
@@ -92,8 +92,8 @@ def test_a_killed_sender_process_loses_and_repeats_nothing(sqlite_uri: str) -> N
     assert sender_process().child_pid not in (None, first)
 
 
-def test_a_backend_error_in_the_child_reaches_the_loop_and_keeps_the_points(
-    sqlite_uri: str,
+def test_a_refusal_in_the_child_reaches_the_loop_and_the_point_is_kept_aside(
+    sqlite_uri: str, isolated_cwd: Path
 ) -> None:
     tracker = ready_tracker(sqlite_uri)
     run = tracker.start_run()
@@ -101,12 +101,15 @@ def test_a_backend_error_in_the_child_reaches_the_loop_and_keeps_the_points(
     run.flush()
     MlflowClient(sqlite_uri).delete_run(run.id)
     run.log_metrics({"loss": 2.0}, step=1)
-    with pytest.raises(InvalidInputError, match=r"must be in the 'active' state"):
+    with pytest.raises(BackendError, match=r"refused metric 'loss'.*must be in the 'active'"):
         run.flush()
-    assert run.buffered_points == 1
+    assert run.buffered_points == 0
+    (refused,) = (isolated_cwd / ".trackstack" / "journal").rglob("refused/*.jsonl")
+    assert '"loss", 1, 2.0' in refused.read_text()
     MlflowClient(sqlite_uri).restore_run(run.id)
+    run.log_metrics({"loss": 3.0}, step=2)
     run.end()
-    assert sorted(steps_stored(sqlite_uri, run.id, "loss")) == [0, 1]
+    assert sorted(steps_stored(sqlite_uri, run.id, "loss")) == [0, 2]
 
 
 def test_a_tracker_the_child_cannot_build_sends_from_this_process(

@@ -179,13 +179,15 @@ def test_an_unreachable_server_is_waited_for_only_init_timeout(tmp_path: Path) -
     # wandb alone would wait 90 s; the bound is init_timeout plus wandb's own start-up.
     assert time.monotonic() - started < 3 + 20
     assert KEY not in str(raised.value)
-    # By default the run is kept whole in trackstack's outbox until `trackstack sync`.
-    tracker.start_offline, tracker.outbox = True, tmp_path / "outbox"
+    # By default the run is journaled whole and created once W&B answers (or at sync).
+    tracker.start_offline, tracker.journal_dir = True, tmp_path / "journal"
+    tracker.end_timeout = 0.1
     with tracker.start_run() as run:
         run.log_metrics({"m": 1.0})
     assert run.id.startswith("pending-")
-    (waiting,) = (tmp_path / "outbox").rglob("*.jsonl")
-    assert KEY not in waiting.read_text()
+    waiting = [p for p in (tmp_path / "journal").rglob("*") if p.is_file()]
+    assert any(p.name == "records" for p in waiting)
+    assert not [p for p in waiting if KEY.encode() in p.read_bytes()]
 
 
 def test_fallback_to_offline_continues_the_run_and_says_so_once(

@@ -6,6 +6,7 @@ use from several threads and processes at once (SQLite serialises writers).
 
 from __future__ import annotations
 
+import errno
 import math
 import shutil
 import sqlite3
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trackstack.enums import RunStatus
-from trackstack.errors import ParamConflictError, RunNotFoundError
+from trackstack.errors import BackendUnavailableError, ParamConflictError, RunNotFoundError
 from trackstack.records import MetricPoint, RunRecord
 
 __all__ = ["LocalStore"]
@@ -52,6 +53,29 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, seq);
 """
+_UNIQUE_POINTS = """
+CREATE UNIQUE INDEX IF NOT EXISTS metrics_once
+    ON metrics (run_id, key, step, timestamp, ifnull(value, 'nan'))
+"""
+"""A point delivered twice (a replay after a crash, a retry after a timeout) is stored once."""
+_DROP_REPEATS = """
+DELETE FROM metrics WHERE seq NOT IN (
+    SELECT min(seq) FROM metrics GROUP BY run_id, key, step, timestamp, ifnull(value, 'nan')
+)
+"""
+
+
+@contextmanager
+def _unavailable_on_failure(where: Path) -> Iterator[None]:
+    try:
+        yield
+    except (sqlite3.OperationalError, OSError) as error:
+        if isinstance(error, OSError) and error.errno not in _DISK_TROUBLE:
+            raise
+        raise BackendUnavailableError(f"the local store cannot use {where}: {error}") from error
+
+
+_DISK_TROUBLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EAGAIN}
 
 
 def _utc(seconds: float | None) -> datetime | None:
@@ -68,12 +92,24 @@ class LocalStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            self.root.mkdir(parents=True, exist_ok=True)
+        # A locked, full or vanished database is an outage, not a refusal: kept and retried.
+        with _unavailable_on_failure(self.database):
+            if not self._ready:
+                self.root.mkdir(parents=True, exist_ok=True)
+            with self._open() as conn:
+                yield conn
+
+    @contextmanager
+    def _open(self) -> Iterator[sqlite3.Connection]:
         with closing(sqlite3.connect(self.database, timeout=60)) as conn, conn:
             if not self._ready:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)
+                try:
+                    conn.execute(_UNIQUE_POINTS)
+                except sqlite3.IntegrityError:  # a store written before points were kept once
+                    conn.execute(_DROP_REPEATS)
+                    conn.execute(_UNIQUE_POINTS)
                 self._ready = True
             yield conn
 
@@ -142,7 +178,8 @@ class LocalStore:
         # SQLite stores NaN as NULL; reading maps NULL back to NaN.
         with self._connect() as conn:
             conn.executemany(
-                "INSERT INTO metrics (run_id, key, step, value, timestamp) VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO metrics (run_id, key, step, value, timestamp) "
+                "VALUES (?, ?, ?, ?, ?)",
                 [
                     (run_id, key, p.step, None if math.isnan(p.value) else p.value, p.timestamp)
                     for key, p in points
@@ -153,11 +190,12 @@ class LocalStore:
         folder = self.artifact_dir(run_id)
         if artifact_path:
             folder = folder.joinpath(*artifact_path.split("/"))
-        folder.mkdir(parents=True, exist_ok=True)
-        if local_path.is_dir():
-            shutil.copytree(local_path, folder / local_path.name, dirs_exist_ok=True)
-        else:
-            shutil.copy2(local_path, folder / local_path.name)
+        with _unavailable_on_failure(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+            if local_path.is_dir():
+                shutil.copytree(local_path, folder / local_path.name, dirs_exist_ok=True)
+            else:
+                shutil.copy2(local_path, folder / local_path.name)
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._connect() as conn:

@@ -133,6 +133,8 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
         max_tags_per_call=100,
         sdk_active_run=True,
         sender_process=True,
+        # MLflow's own rule for metric names (mlflow.utils.validation), checked at the call.
+        key_pattern=r"[/\w.\- :]*",
     )
     settings_class = MLFlowExperimentTrackerSettings
 

@@ -177,6 +177,10 @@ class WandbExperimentTracker(BaseExperimentTracker):
         with self._live_lock:
             self._live.pop(run_id, None)
 
+    def check_params(self, known: Mapping[str, str], new: Mapping[str, ParamValue]) -> None:
+        tree, _ = config_updates({}, {key: ParamValue(text, text) for key, text in known.items()})
+        config_updates(tree, new)
+
     def backend_log_params(self, run_id: str, params: Mapping[str, ParamValue]) -> None:
         live = self._live_run(run_id)
         tree, updates = config_updates(live.params, params)

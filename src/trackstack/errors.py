@@ -71,8 +71,8 @@ class AuthenticationError(BackendError):
 class BackendUnavailableError(BackendError):
     """The backend could not be reached, or answered 5xx or 429: trying again may work.
 
-    Metric points that meet this error stay buffered and are retried with
-    backoff; what is still undelivered when the run ends goes to the outbox.
+    Calls that meet this error wait in the run's journal and are retried with
+    backoff; what is still undelivered when the run ends waits for ``trackstack sync``.
     """
 
 

@@ -470,6 +470,14 @@ class BaseExperimentTracker(StackComponent, ABC):
             record.last_step(),
         )
 
+    def check_params(self, known: Mapping[str, str], new: Mapping[str, ParamValue]) -> None:
+        """Raise ``InvalidInputError`` for new params the backend could not store beside ``known``.
+
+        Called by ``log_params`` before the params are journaled, so a refusal
+        the adapter can foresee without the backend (W&B's nested config) is
+        raised at the call. It must not reach the backend.
+        """
+
     def backend_prepare_sender(self) -> None:
         """In a sender process, before its first batch: load what ``backend_log_metrics`` needs.
 

@@ -29,7 +29,7 @@ class MetricPoint:
 def keyed_points(rows: Iterable[Sequence[Any]]) -> list[tuple[str, MetricPoint]]:
     """``(key, step, value, timestamp)`` rows as the ``(key, MetricPoint)`` pairs hooks take.
 
-    The buffer and the outbox keep plain rows; points are made only to send.
+    The journal and its cache keep plain rows; points are made only to send.
     """
     return [(key, MetricPoint(step, value, at)) for key, step, value, at in rows]
 

@@ -171,6 +171,8 @@ class Run:
                         f"change to {param.text!r}. Log the new value under another name "
                         "or start a new run"
                     )
+            if new:
+                self._tracker.check_params(self._params, new)
             self._params.update((key, param.text) for key, param in new.items())
             if new and self._sender is not None:
                 stored = {k: [p.text, json_value(p.value, p.text)] for k, p in new.items()}

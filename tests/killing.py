@@ -7,6 +7,7 @@ a point the journal promised to keep.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -15,7 +16,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,19 @@ def start_loop(folder: Path, config: dict[str, Any], *, setup: str = "",
     )
 
 
-def kill_after(process: subprocess.Popen[bytes], steps: int, seed: int) -> tuple[str, int]:
-    """Wait for ``steps`` steps, then a random few more, then SIGKILL; the run id and last step."""
+def kill_after(
+    process: subprocess.Popen[bytes],
+    steps: int,
+    seed: int,
+    *,
+    before: Callable[[], object] = lambda: None,
+    grace: float | None = None,
+) -> tuple[str, int]:
+    """Wait for ``steps`` steps, then a random few more, then kill; the run id and last step.
+
+    ``before`` runs just before the kill. With ``grace``, the process gets a
+    SIGTERM and that many seconds before the SIGKILL, as ``docker stop`` does.
+    """
     assert process.stdout is not None
     head = process.stdout.readline().split()
     if head[:1] != [b"run"]:
@@ -78,7 +90,13 @@ def kill_after(process: subprocess.Popen[bytes], steps: int, seed: int) -> tuple
             raise AssertionError(f"the loop died: {process.communicate(timeout=60)}")
         last = int(line)
         assert time.monotonic() < deadline, "the loop did not get that far"
-    os.kill(process.pid, signal.SIGKILL)
+    before()
+    if grace is not None:
+        os.kill(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
     rest, _ = process.communicate(timeout=60)  # what it wrote before it died
     for line in rest.splitlines():
         if line.strip().isdigit():

@@ -220,3 +220,22 @@ def test_a_secret_appears_nowhere_trackstack_writes(
     ]
     assert len(shown) > 15
     assert not [text for text in shown if TOKEN in text]
+
+
+def test_sigterm_with_the_server_down_and_a_10s_grace_loses_nothing(
+    server: list[MlflowServer], isolated_cwd: Path
+) -> None:
+    from tests.killing import count, kill_after, start_loop, sync_cli
+
+    url = server[0].url
+    config = {"flavor": "mlflow", "config": {"tracking_uri": url}}
+    loop = start_loop(isolated_cwd, config, setup="tracker.retry_initial = 0.1")
+    run_id, last = kill_after(loop, 2_000, 5, before=server[0].kill, grace=10)
+    server.append(server[0].restarted().wait_until_healthy())
+    result = sync_cli(isolated_cwd)
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(url)
+    history = [(k, m.step) for k in ("a", "b") for m in client.get_metric_history(run_id, k)]
+    report = count(run_id, last, history, client.get_run(run_id).info.status)
+    print(report, "| exit", loop.returncode, "|", result.stdout.strip())
+    assert (report.missing, report.duplicates, report.status) == (0, 0, "KILLED")

@@ -239,3 +239,32 @@ def test_sigterm_with_the_server_down_and_a_10s_grace_loses_nothing(
     report = count(run_id, last, history, client.get_run(run_id).info.status)
     print(report, "| exit", loop.returncode, "|", result.stdout.strip())
     assert (report.missing, report.duplicates, report.status) == (0, 0, "KILLED")
+
+
+def test_params_tags_and_artifacts_during_a_server_restart_never_raise_and_all_land(
+    server: list[MlflowServer], tmp_path: Path
+) -> None:
+    url = server[0].url
+    tracker = trackstack.load_tracker({"flavor": "mlflow", "config": {"tracking_uri": url}})
+    tracker.retry_initial, tracker.retry_max = 0.1, 0.5
+    run = tracker.start_run(experiment="restart")
+    run.log_params({"before": 1})
+    run.flush()
+    server[0].kill()
+    for i in range(10):
+        run.log_params({f"p{i}": i})
+        run.set_tags({f"t{i}": str(i)})
+        (tmp_path / f"f{i}.txt").write_text(str(i))
+        run.log_artifact(tmp_path / f"f{i}.txt", artifact_path="files")
+        run.log_metrics({"m": i}, step=i)
+    server.append(server[0].restarted().wait_until_healthy())
+    run.end()
+    stored = MlflowClient(url).get_run(run.id)
+    artifacts = [a.path for a in MlflowClient(url).list_artifacts(run.id, "files")]
+    tags = sum(key.startswith("t") for key in stored.data.tags)
+    print(f"logged 11 params, 10 tags, 10 artifacts; found {len(stored.data.params)} params, "
+          f"{tags} tags, {len(artifacts)} artifacts")  # fmt: skip
+    assert stored.data.params == {"before": "1", **{f"p{i}": str(i) for i in range(10)}}
+    assert all(stored.data.tags[f"t{i}"] == str(i) for i in range(10))
+    assert sorted(artifacts) == sorted(f"files/f{i}.txt" for i in range(10))
+    assert stored.info.status == "FINISHED"

@@ -90,7 +90,7 @@ class RunSender:
             start,
             {},
             on_ack=self._ack,
-            files=self.journal.path / "files" if self.journal else None,
+            files=self.journal.path if self.journal else None,
             refused_file=folder / "refused" / f"{self.run_id}.jsonl",
         )
         self.cache: deque[Entry] = deque()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -387,8 +388,6 @@ class Run:
 
 def check_backend_keys(values: Mapping[str, Any], pattern: str, flavor: str, kind: str) -> None:
     """Reject keys the backend is known to refuse, at the call instead of in delivery."""
-    import re
-
     for key in values:
         if re.fullmatch(pattern, key) is None:
             raise InvalidInputError(

@@ -21,6 +21,14 @@ _T = TypeVar("_T")
 
 
 class Backend(Protocol):
+    # The tracker's delivery settings, read when used: users change them on a live tracker.
+    buffer_size: int
+    flush_interval: float
+    max_buffered_points: int
+    max_block_seconds: float
+    retry_initial: float
+    retry_max: float
+
     @property
     def flavor(self) -> str: ...
 

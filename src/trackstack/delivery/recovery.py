@@ -28,8 +28,7 @@ def recover_in_background(backend: Backend, folder: Path) -> threading.Thread | 
     """Start the recovery thread for ``folder`` unless this process already did."""
     with _tried_lock:
         key = (os.getpid(), folder)
-        if key in _tried or not folder.is_dir():
-            _tried.add(key)
+        if key in _tried:
             return None
         _tried.add(key)
     thread = threading.Thread(

@@ -37,23 +37,13 @@ from trackstack.delivery.journal import JournalWriter, describe_tracker, remembe
 from trackstack.delivery.protocol import Backend
 from trackstack.errors import BackendError, TrackstackError
 
-__all__ = ["RunSender", "SenderLimits"]
+__all__ = ["RunSender"]
 
 logger = logging.getLogger(__name__)
 
 _FSYNC_SECONDS = 1.0
 _REFILL_BYTES = 1 << 20
 _TAKE_ENTRIES = 2000
-
-
-class SenderLimits:
-    """The tracker's delivery settings, read when used (tests and users change them live)."""
-
-    def __init__(self, owner: Any) -> None:
-        self._owner = owner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._owner, name)
 
 
 class RunSender:
@@ -70,7 +60,6 @@ class RunSender:
         backend_lock: threading.RLock,
     ) -> None:
         self.backend = backend
-        self.limits = SenderLimits(backend)
         self.lock = lock
         self.backend_lock = backend_lock
         self.changed = threading.Condition(lock)
@@ -129,7 +118,7 @@ class RunSender:
             else:
                 if (
                     self.spill_offset is not None
-                    or self.cached_points >= self.limits.max_buffered_points
+                    or self.cached_points >= self.backend.max_buffered_points
                 ):
                     if self.spill_offset is None:
                         self.spill_offset = at
@@ -141,7 +130,7 @@ class RunSender:
             Entry(seq, Kind.METRICS, [(k, step, v, timestamp) for k, v in values.items()])
         )
         self.cached_points += len(values)
-        if self.cached_points >= self.limits.buffer_size:
+        if self.cached_points >= self.backend.buffer_size:
             self._wake()
 
     def add(self, kind: int, data: Any, items: list[Any]) -> None:
@@ -198,7 +187,7 @@ class RunSender:
         stays for ``trackstack sync``.
         """
         deadline = time.monotonic() + timeout
-        delay = self.limits.retry_initial
+        delay = self.backend.retry_initial
         done = False
         with self.backend_lock:
             while True:
@@ -211,7 +200,7 @@ class RunSender:
                     if time.monotonic() + delay > deadline:
                         break
                     time.sleep(delay)
-                    delay = min(delay * 2, self.limits.retry_max)
+                    delay = min(delay * 2, self.backend.retry_max)
                 except TrackstackError as error:
                     self.error = error
                     break
@@ -306,17 +295,17 @@ class RunSender:
     def _due(self) -> bool:
         if self.others or self.spill_offset is not None:
             return True
-        if self.cached_points >= self.limits.buffer_size:
+        if self.cached_points >= self.backend.buffer_size:
             return True
-        waited = time.monotonic() - self.last_send >= self.limits.flush_interval
+        waited = time.monotonic() - self.last_send >= self.backend.flush_interval
         return bool(self.cache) and waited
 
     def _run(self) -> None:
-        delay = self.limits.retry_initial
+        delay = self.backend.retry_initial
         while not self.closed.is_set():
             with self.lock:
                 if not self._due():
-                    self.changed.wait(min(self.limits.flush_interval / 2, _FSYNC_SECONDS))
+                    self.changed.wait(min(self.backend.flush_interval / 2, _FSYNC_SECONDS))
             self._fsync_now_and_then()
             if self.closed.is_set():
                 return
@@ -328,7 +317,7 @@ class RunSender:
             except TRANSIENT as error:
                 self._note_unavailable(error)
                 self.closed.wait(delay)
-                delay = min(delay * 2, self.limits.retry_max)
+                delay = min(delay * 2, self.backend.retry_max)
                 continue
             except Exception as error:  # the thread never dies; the loop hears of it
                 told = error if isinstance(error, TrackstackError) else BackendError(
@@ -338,9 +327,9 @@ class RunSender:
                 with self.lock:
                     self.error = told
                 self.closed.wait(delay)
-                delay = min(delay * 2, self.limits.retry_max)
+                delay = min(delay * 2, self.backend.retry_max)
                 continue
-            delay = self.limits.retry_initial
+            delay = self.backend.retry_initial
             if self._unavailable is not None:
                 self._unavailable = None
                 logger.warning("trackstack: run %s reached its backend again", self.run_id)
@@ -418,13 +407,13 @@ class RunSender:
 
     def _room_in_memory(self, points: int) -> bool:
         """Without a journal: wait up to ``max_block_seconds`` for room, else drop (said once)."""
-        limit = self.limits.max_buffered_points
+        limit = self.backend.max_buffered_points
         if self.cached_points < limit:
             return True
         self._wake()
         self.changed.wait_for(
             lambda: self.cached_points < limit or self.closed.is_set(),
-            self.limits.max_block_seconds,
+            self.backend.max_block_seconds,
         )
         if self.cached_points < limit:
             return True

@@ -30,8 +30,8 @@ from mlflow.entities import Metric
 
 import trackstack
 from tests.servers import MlflowServer
+from trackstack.delivery.sender_process import sender_process
 from trackstack.experiment_trackers import BaseExperimentTracker
-from trackstack.sender_process import sender_process
 
 KEYS = ("loss", "accuracy", "learning_rate", "grad_norm")
 STEPS = {"a": 10_000, "b": 100, "c": 250, "d": 10_000}

@@ -42,7 +42,7 @@ class Capabilities:
     sender_process: bool = False
     """``backend_log_metrics`` works on a copy of the tracker built from the same config
     in another process, for runs this one started: the core may then store metric
-    batches from a sender process (``trackstack.sender_process``)."""
+    batches from a sender process (``trackstack.delivery.sender_process``)."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from pydantic import (
 from trackstack.backend import Capabilities, ResumeState, RunStart, StartedRun
 from trackstack.delivery import journal as journals
 from trackstack.delivery.recovery import recover_in_background
+from trackstack.delivery.sender_process import sender_process
 from trackstack.enums import RunStatus, StackComponentType
 from trackstack.errors import (
     BackendError,
@@ -44,7 +45,6 @@ from trackstack.ranks import process_rank
 from trackstack.records import MetricPoint, RunRecord, keyed_points
 from trackstack.run import Run, check_lengths
 from trackstack.secrets import warn_about_plain_text
-from trackstack.sender_process import sender_process
 from trackstack.stack import Flavor, StackComponent, StackComponentConfig, describe_config_errors
 from trackstack.validation import ParamValue, tag_values
 

@@ -21,10 +21,12 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, SupportsIndex
+from typing import Any, Protocol, SupportsIndex
 
 from trackstack.delivery.codec import Kind, json_value
+from trackstack.delivery.protocol import Backend
 from trackstack.delivery.sender import RunSender
+from trackstack.delivery.sender_process import close_sender_process
 from trackstack.enums import RunStatus
 from trackstack.errors import (
     ArtifactNotFoundError,
@@ -33,7 +35,6 @@ from trackstack.errors import (
     ParamConflictError,
     TrackstackError,
 )
-from trackstack.sender_process import close_sender_process
 from trackstack.validation import (
     ParamValue,
     check_artifact_path,
@@ -44,12 +45,21 @@ from trackstack.validation import (
     tag_values,
 )
 
-if TYPE_CHECKING:
-    from trackstack.experiment_trackers import BaseExperimentTracker
-
 __all__ = ["Run", "coerce_status"]
 
 logger = logging.getLogger(__name__)
+
+
+class RunOwner(Backend, Protocol):
+    """What a run needs of its tracker beyond delivery's hooks (``BaseExperimentTracker``)."""
+
+    end_timeout: float
+
+    def check_params(self, known: Mapping[str, str], new: Mapping[str, ParamValue]) -> None: ...
+
+    def _journal_identity(self) -> tuple[Path, tuple[str, dict[str, Any]]]: ...
+
+    def _forget_run(self, run: Run) -> None: ...
 
 
 def coerce_status(status: RunStatus | str) -> RunStatus:
@@ -82,7 +92,7 @@ class Run:
 
     def __init__(
         self,
-        tracker: BaseExperimentTracker,
+        tracker: RunOwner,
         *,
         id: str,
         url: str | None,

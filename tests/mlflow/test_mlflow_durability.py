@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from tests.killing import count, kill_after, start_loop, sync_cli
 from tests.mlflow.conftest import Servers
 
-READY = "from trackstack.sender_process import sender_process\n" \
+READY = "from trackstack.delivery.sender_process import sender_process\n" \
         "assert sender_process().wait_ready(tracker, 240)"  # fmt: skip
 
 

@@ -19,9 +19,9 @@ from trackstack_mlflow.tracker import MLFlowExperimentTracker
 
 import trackstack
 from trackstack import MetricPoint
+from trackstack.delivery.sender_process import sender_process
 from trackstack.errors import BackendError
 from trackstack.experiment_trackers import BaseExperimentTracker
-from trackstack.sender_process import sender_process
 
 READY_SECONDS = 120  # the child imports MLflow: seconds here, more on a loaded machine
 
@@ -142,7 +142,7 @@ def test_send_from_process_off_keeps_the_thread(sqlite_uri: str) -> None:
 TRAINING = """
 import sys, time
 import trackstack
-from trackstack.sender_process import sender_process
+from trackstack.delivery.sender_process import sender_process
 
 tracker = trackstack.load_tracker({"flavor": "mlflow", "config": {"tracking_uri": sys.argv[1]}})
 run = tracker.start_run()

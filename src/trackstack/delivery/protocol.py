@@ -15,7 +15,7 @@ from trackstack.enums import RunStatus
 from trackstack.records import MetricPoint, RunRecord
 from trackstack.validation import ParamValue
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "ProcessBackend"]
 
 _T = TypeVar("_T")
 
@@ -58,3 +58,18 @@ class Backend(Protocol):
     ) -> None: ...
 
     def backend_list_runs(self, experiment: str | None) -> list[RunRecord]: ...
+
+
+class ProcessBackend(Protocol):
+    """What the sender process needs of a tracker: how to build its copy, and the hooks."""
+
+    send_from_process: bool
+
+    @property
+    def flavor(self) -> str: ...
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def backend_prepare_sender(self) -> None: ...
+
+    def _store_metrics(self, run_id: str, rows: list[tuple[str, int, float, float]]) -> None: ...

@@ -12,7 +12,7 @@ The child starts with the first run and loads the SDK meanwhile (seconds, for
 MLflow); until it has, and whenever it is restarting, batches are sent from
 the thread as before. It serves every tracker of its parent, one request at a
 time, and exits when its parent closes the pipe or dies. Run as
-``python -m trackstack.sender_process`` by ``SenderProcess`` only.
+``python -m trackstack.delivery.sender_process`` by ``SenderProcess`` only.
 """
 
 from __future__ import annotations
@@ -31,12 +31,10 @@ import weakref
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
+from trackstack.delivery.protocol import ProcessBackend
 from trackstack.errors import BackendError, BackendUnavailableError, TrackstackError
-
-if TYPE_CHECKING:
-    from trackstack.experiment_trackers import BaseExperimentTracker
 
 __all__ = ["SenderProcess", "close_sender_process", "sender_process"]
 
@@ -92,7 +90,7 @@ class SenderProcess:
         """The process this sender belongs to; a forked child makes its own."""
         self._lock = threading.Lock()
         self._child: _Child | None = None
-        self._registered: weakref.WeakKeyDictionary[BaseExperimentTracker, _Registration]
+        self._registered: weakref.WeakKeyDictionary[ProcessBackend, _Registration]
         self._registered = weakref.WeakKeyDictionary()
         self._keys = itertools.count()
         self._forgotten: list[int] = []
@@ -109,13 +107,13 @@ class SenderProcess:
             return None
         return child.process.pid
 
-    def prepare(self, tracker: BaseExperimentTracker) -> None:
+    def prepare(self, tracker: ProcessBackend) -> None:
         """Start the child if needed and have it build ``tracker``; returns at once."""
         with self._lock:
             if not self._broken and tracker not in self._registered:
                 self._register(tracker)
 
-    def send(self, tracker: BaseExperimentTracker, run_id: str, rows: list[Any]) -> bool:
+    def send(self, tracker: ProcessBackend, run_id: str, rows: list[Any]) -> bool:
         """Store ``(key, step, value, timestamp)`` rows through the child's copy of ``tracker``.
 
         False, having sent nothing, while the child is not ready for the
@@ -136,7 +134,7 @@ class SenderProcess:
         answer.result()
         return True
 
-    def wait_ready(self, tracker: BaseExperimentTracker, timeout: float) -> bool:
+    def wait_ready(self, tracker: ProcessBackend, timeout: float) -> bool:
         """Wait until the child holds a working copy of ``tracker``."""
         self.prepare(tracker)
         deadline = time.monotonic() + timeout
@@ -166,7 +164,7 @@ class SenderProcess:
 
     # -- internals; the caller holds _lock --------------------------------------
 
-    def _register(self, tracker: BaseExperimentTracker) -> None:
+    def _register(self, tracker: ProcessBackend) -> None:
         running = self._child is not None and self._child.process.poll() is None
         if not running and not self._start_child():
             return
@@ -190,7 +188,7 @@ class SenderProcess:
             return False
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "trackstack.sender_process"],
+                [sys.executable, "-m", "trackstack.delivery.sender_process"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 # The child imports the adapter's classes from where this process did.
@@ -323,14 +321,14 @@ def _serve() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not break the pipe
     busy = threading.Lock()
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(), busy), daemon=True).start()
-    trackers: dict[int, BaseExperimentTracker] = {}
+    trackers: dict[int, ProcessBackend] = {}
     while (message := _read_frame(sys.stdin.buffer)) is not None:
         with busy:
             replies.write(_frame(_answer(message, trackers)))
             replies.flush()
 
 
-def _answer(message: tuple[Any, ...], trackers: dict[int, BaseExperimentTracker]) -> Any:
+def _answer(message: tuple[Any, ...], trackers: dict[int, ProcessBackend]) -> Any:
     try:
         if message[0] == "forget":
             for key in message[1]:

@@ -117,7 +117,9 @@ def main() -> None:
 
     peaks = memory.run()
     table = Table(title="Peak memory of a run logging through trackstack (local store)")
-    for column in ("points", "RSS before, MiB", "peak RSS, MiB", "no-op peak, MiB", "seconds"):
+    columns = ("points", "RSS before, MiB", "peak RSS, MiB", "no-op peak, MiB", "seconds",
+               "journal bytes/point", "fsyncs")  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="right")
     for points, figures in peaks.items():
         table.add_row(
@@ -126,6 +128,8 @@ def main() -> None:
             f"{figures['peak_mib']:.1f}",
             f"{figures['noop_peak_mib']:.1f}",
             f"{figures['seconds']:.1f}",
+            f"{figures['journal_bytes_per_point']:.1f}",
+            str(figures["fsyncs"]),
         )
     console.print(table)
 

@@ -6,6 +6,7 @@ backend that fails on demand, with everything it does accept really stored.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -104,6 +105,31 @@ def test_full_batches_are_sent_in_the_background(tracker: LocalExperimentTracker
     assert sent == list(range(len(sent)))
     run.end()
     assert [s for _, s, _ in stored_points(tracker, run.id)] == list(range(25))
+
+
+def test_a_loop_that_never_pauses_still_has_its_journal_fsynced(
+    tracker: LocalExperimentTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Against power loss the journal is fsynced on a cadence; a loop logging
+    # without a pause keeps the sender busy delivering, which must not skip it.
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    tracker.buffer_size = 10
+    run = tracker.start_run()
+    deadline, step = time.monotonic() + 120, 0
+    while not any(path.endswith("/records") for path in synced):
+        assert time.monotonic() < deadline, "the journal was never fsynced while logging"
+        run.log_metrics({"m": step}, step=step)
+        step += 1
+    run.end()
+    print(f"logged {step} steps before the first fsync")
+    assert [s for _, s, _ in stored_points(tracker, run.id)] == list(range(step))
 
 
 def test_a_backend_slower_than_the_loop_keeps_at_most_max_buffered_points_in_memory(

@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -138,6 +139,8 @@ class JournalWriter:
         self.path = folder / name
         self.name = name
         self.unsynced = False
+        self.fsyncs = 0
+        """fsync calls so far (one covers the records and the acks), for the benchmarks."""
         self._acks_size = 0
 
     def append(self, data: bytes) -> None:
@@ -169,6 +172,29 @@ class JournalWriter:
             self.unsynced = False
             os.fsync(self.fd)
             os.fsync(self.acks_fd)
+            self.fsyncs += 1
+
+    def sync_outside(self, lock: threading.RLock) -> None:
+        """``sync`` holding ``lock`` (the writers') only to copy the descriptors.
+
+        A flush can take tens of milliseconds on a busy disk; the training loop
+        appends under the same lock and must not wait for it.
+        """
+        with lock:
+            if self.fd < 0 or not self.unsynced:
+                return
+            try:
+                copies = [os.dup(self.fd), os.dup(self.acks_fd)]
+            except OSError:  # out of descriptors: the next round tries again
+                return
+            self.unsynced = False
+        try:
+            for fd in copies:
+                os.fsync(fd)
+        finally:
+            for fd in copies:
+                os.close(fd)
+        self.fsyncs += 1
 
     def close(self, delete: bool) -> None:
         """Release the journal: deleted when everything in it was delivered, else kept for sync."""

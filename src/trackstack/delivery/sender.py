@@ -254,6 +254,7 @@ class RunSender:
                     self.last_send = time.monotonic()
                     self.changed.notify_all()
             self._collect_refusals()
+            self._fsync_now_and_then()  # a loop that never pauses still gets its fsyncs
 
     def _refill(self, start: int, end: int) -> None:
         """Read records that went to disk only back into the cache (outside the loop's lock)."""
@@ -340,9 +341,7 @@ class RunSender:
             return
         self.last_fsync = time.monotonic()
         try:
-            with self.lock:
-                if journal.fd >= 0:
-                    journal.sync()
+            journal.sync_outside(self.lock)
         except OSError as error:
             with self.lock:
                 self._journal_failed(error)

@@ -16,7 +16,7 @@ import json
 import math
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,9 @@ class Entry:
 
     seq: int
     kind: int
-    items: list[Any]
+    items: Sequence[Any]
+    """A tuple for metrics: a tuple of untracked tuples, which the garbage collector
+    stops tracking, so a cache of many calls does not make full collections come sooner."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +122,7 @@ def encode_json(seq: int, kind: int, data: Any) -> bytes:
     return frame(seq, kind, json.dumps(data, ensure_ascii=False, allow_nan=True).encode("utf-8"))
 
 
-def _decode_metrics(payload: bytes) -> list[Any]:
+def _decode_metrics(payload: bytes) -> tuple[Any, ...]:
     step, timestamp, count = _METRICS.unpack_from(payload)
     at = _METRICS.size
     rows = []
@@ -134,7 +136,7 @@ def _decode_metrics(payload: bytes) -> list[Any]:
         rows.append((key, step, value, timestamp))
     if at != len(payload):
         raise ValueError("trailing bytes after the last point")
-    return rows
+    return tuple(rows)
 
 
 def entry_from_frame(found: Frame) -> Entry:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,7 +164,7 @@ class Delivery:
             self._advance(after)
 
     def _send(
-        self, kind: int, items: list[Any], positions: list[Position], ack: bool = True
+        self, kind: int, items: Sequence[Any], positions: list[Position], ack: bool = True
     ) -> None:
         try:
             self._invoke(kind, items)
@@ -192,13 +192,13 @@ class Delivery:
         if ack:
             self._advance(positions[-1])
 
-    def _invoke(self, kind: int, items: list[Any]) -> None:
+    def _invoke(self, kind: int, items: Sequence[Any]) -> None:
         backend, run_id = self.backend, self.run_id
         if run_id is None:
             raise BackendError("the run's start record was not delivered first")
         call = backend._call_backend
         if kind == Kind.METRICS:
-            backend._store_metrics(str(run_id), items)
+            backend._store_metrics(str(run_id), list(items))
         elif kind == Kind.PARAMS:
             params = {key: ParamValue(text, value) for key, text, value in items}
             call("log params", backend.backend_log_params, run_id, params)
@@ -255,7 +255,7 @@ class Delivery:
             return False
         return True
 
-    def _refuse(self, kind: int, items: list[Any], error: TrackstackError) -> None:
+    def _refuse(self, kind: int, items: Sequence[Any], error: TrackstackError) -> None:
         self._refused_in_a_row += 1
         if self._refused_in_a_row > _REFUSED_IN_A_ROW:
             raise BackendError(

@@ -127,7 +127,7 @@ class RunSender:
         elif not self._room_in_memory(len(values)):
             return
         self.cache.append(
-            Entry(seq, Kind.METRICS, [(k, step, v, timestamp) for k, v in values.items()])
+            Entry(seq, Kind.METRICS, tuple([(k, step, v, timestamp) for k, v in values.items()]))
         )
         self.cached_points += len(values)
         if self.cached_points >= self.backend.buffer_size:

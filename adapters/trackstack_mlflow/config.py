@@ -83,15 +83,22 @@ class MLFlowExperimentTrackerConfig(BaseExperimentTrackerConfig):
 
         Left alone, it retries a dead server for about four minutes.
         """
-        return {
+        environment = {
             "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.request_timeout),
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(
                 self.request_retries if retries is None else retries
             ),
         }
+        if self.tracking_insecure_tls:
+            environment["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
+        return environment
 
     def credential_environment(self) -> dict[str, str]:
-        """The ``MLFLOW_*`` variables MLflow's client reads credentials from."""
+        """The ``MLFLOW_*`` variables MLflow's client reads credentials from.
+
+        Set only for a pipeline step, whose own ``mlflow`` calls need them;
+        trackstack's calls send them as a header instead.
+        """
         values: dict[str, Any] = {
             "MLFLOW_TRACKING_USERNAME": self.tracking_username,
             "MLFLOW_TRACKING_PASSWORD": self.tracking_password,

@@ -33,6 +33,7 @@ from trackstack.experiment_trackers import (
     step_tags,
 )
 from trackstack_mlflow.config import MLFlowExperimentTrackerConfig, MLFlowExperimentTrackerSettings
+from trackstack_mlflow.credentials import credentials_for
 from trackstack_mlflow.errors import translated_errors
 
 if TYPE_CHECKING:
@@ -162,6 +163,15 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
             self._client = import_mlflow().MlflowClient(tracking_uri=self.config.tracking_uri)
         return self._client
 
+    def protected_paths(self) -> list[Path]:
+        own = super().protected_paths()
+        uri = self.config.tracking_uri
+        for prefix in ("sqlite:///", "file://"):  # a database file, a file store
+            if uri.startswith(prefix):
+                return [*own, Path(uri.removeprefix(prefix))]
+        bare = "://" not in uri and Path(uri).exists()  # a file store given as a path
+        return [*own, Path(uri)] if bare else own
+
     def experiment_for(self, settings: Any) -> str | None:
         if isinstance(settings, MLFlowExperimentTrackerSettings) and settings.experiment_name:
             return settings.experiment_name
@@ -170,12 +180,14 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
     @contextmanager
     def _calling(self, where: str, retries: int | None = None) -> Iterator[MlflowClient]:
         client = self.client
-        environment = {
-            **self.config.credential_environment(),
-            **self.config.request_environment(retries),
-            **_QUIET,
-        }
-        with translated_errors(where), scoped_environment(environment):
+        # Credentials go as a request header (credentials.py): a process started meanwhile
+        # inherits the environment, so they are never put there.
+        environment = {**self.config.request_environment(retries), **_QUIET}
+        with (
+            translated_errors(where),
+            credentials_for(self.config),
+            scoped_environment(environment),
+        ):
             yield client
 
     # -- backend hooks -----------------------------------------------------------------

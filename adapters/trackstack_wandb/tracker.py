@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from trackstack.enums import RunStatus
-from trackstack.environment import scoped_environment
 from trackstack.errors import (
     AuthenticationError,
     BackendError,
@@ -39,6 +38,7 @@ from trackstack.experiment_trackers import (
     StepRunInfo,
 )
 from trackstack_wandb.config import WandbExperimentTrackerConfig, WandbExperimentTrackerSettings
+from trackstack_wandb.credentials import session_key_returned
 from trackstack_wandb.errors import translated_errors
 from trackstack_wandb.mapping import (
     EXIT_CODES,
@@ -321,11 +321,18 @@ class WandbExperimentTracker(BaseExperimentTracker):
             **({"base_url": self.config.base_url} if self.config.base_url else {}),
             **self.config.settings,
         }
-        key = self.config.api_key
-        environment = {"WANDB_API_KEY": key.get_secret_value()} if key else {}
+        key = self.config.api_key if mode == "online" else None  # offline needs no key
         where = f"start a run in project {arguments['project']!r} ({mode})"
-        with translated_errors(where), scoped_environment(environment):
-            return wandb.init(mode=mode, settings=wandb.Settings(**options), **arguments)
+        # The key goes in the run's settings, never into os.environ, which wandb-core and
+        # every process started meanwhile would inherit; nor is it left to a later tracker.
+        with translated_errors(where), session_key_returned(key, self.config.base_url):
+            return wandb.init(
+                mode=mode,
+                settings=wandb.Settings(
+                    **options, **({"api_key": key.get_secret_value()} if key else {})
+                ),
+                **arguments,
+            )
 
     def _run_files(self, run_id: str) -> list[Path]:
         """The offline run files of ``run_id``; none for an id W&B could not have made."""

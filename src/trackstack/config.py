@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, SecretStr
 
-from trackstack.errors import ConfigError, TrackstackError
+from trackstack.errors import ConfigError, FlavorNotFoundError, TrackstackError
 from trackstack.experiment_trackers import BaseExperimentTracker
 from trackstack.ranks import LOG_ON
 from trackstack.registry import get_flavor
@@ -34,6 +34,10 @@ DEFAULT_CONFIG_FILES = ("trackstack.yaml", "trackstack.toml")
 _SECTION = "experiment_tracker"
 _SPEC_KEYS = ("flavor", "name", "config", "log_on")
 _REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
+# A tracker config is a few dozen values; these bound what a hostile file can cost.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_VALUES = 10_000
+MAX_CONFIG_DEPTH = 32
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -72,19 +76,59 @@ def _default_source() -> Path | None:
 
 def _read(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {str(path)!r} is larger than {MAX_CONFIG_BYTES:,} bytes; "
+            "a tracker config is a few lines: is this the right file?"
+        )
     import yaml  # only files need it: a dict or the default config loads without
 
     try:
+        text = data.decode("utf-8")
         if path.suffix == ".toml":
             return tomllib.loads(text)
         return yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"config file {str(path)!r} nests deeper than its parser can follow; "
+            f"a config nests at most {MAX_CONFIG_DEPTH} levels"
+        ) from None
+
+
+def _check_shape(data: Any, origin: str) -> None:
+    """Refuse a config deeper than ``MAX_CONFIG_DEPTH`` or of more than ``MAX_CONFIG_VALUES``.
+
+    Values are counted as they would be copied: a YAML alias (or a dict
+    shared twice) counts every time it is used, so an alias bomb stops here,
+    after at most ``MAX_CONFIG_VALUES`` steps, instead of expanding.
+    """
+    budget = MAX_CONFIG_VALUES
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ConfigError(
+                f"{origin}: the config expands to more than {MAX_CONFIG_VALUES:,} values "
+                "(YAML aliases used over and over?); a tracker config is a few dozen"
+            )
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(
+                f"{origin}: the config nests deeper than {MAX_CONFIG_DEPTH} levels "
+                "(or contains itself)"
+            )
+        if isinstance(value, Mapping):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((item, depth + 1) for item in value)
 
 
 def interpolate(text: str, where: str, problems: list[str] | None = None) -> str:
@@ -137,9 +181,11 @@ def _resolve(value: Any, where: str, problems: list[str] | None = None) -> Any:
 def _build(data: Any, origin: str) -> BaseExperimentTracker:
     spec = _spec(data, origin)
     flavor = get_flavor(spec.flavor)
-    config = _config_values(flavor.config_class, spec.config, origin)
+    config, from_env = _config_values(flavor.config_class, spec.config, origin)
     try:
-        tracker = flavor.create(spec.name or flavor.name, config=config)
+        flavor.check_requirements()
+        built = flavor.validate_config(config, hidden=from_env)
+        tracker = flavor.create(spec.name or flavor.name, config=built)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
     if not isinstance(tracker, BaseExperimentTracker):
@@ -159,6 +205,7 @@ def _spec(data: Any, origin: str) -> _Spec:
     """The flavor's name, the tracker's name, the raw config and the rank policy."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: expected a mapping with an {_SECTION!r} section")
+    _check_shape(data, origin)
     if _SECTION in data:
         extra = sorted(set(data) - {_SECTION})
         if extra:
@@ -177,14 +224,34 @@ def _spec(data: Any, origin: str) -> _Spec:
     flavor_name = _resolve(spec.get("flavor"), "flavor")
     if not isinstance(flavor_name, str) or not flavor_name:
         raise ConfigError(f"{origin}: 'flavor' is required and must be a name, e.g. flavor: local")
+    if _has_reference(spec.get("flavor")):
+        try:
+            get_flavor(flavor_name)
+        except FlavorNotFoundError:  # say which variable, never what it holds
+            raise FlavorNotFoundError(
+                f"{origin}: flavor {spec['flavor']!r} names no installed flavor "
+                "(`trackstack flavors` lists them); check the variable"
+            ) from None
     raw_config = spec.get("config") or {}
     if not isinstance(raw_config, Mapping):
         raise ConfigError(f"{origin}: 'config' must be a mapping of field to value")
     name = _resolve(spec.get("name"), "name")
     log_on = _resolve(spec.get("log_on", "all"), "log_on")
     if log_on not in LOG_ON:
-        raise ConfigError(f"{origin}: log_on is {log_on!r}; use one of {', '.join(LOG_ON)}")
+        shown = spec["log_on"] if _has_reference(spec.get("log_on")) else log_on
+        raise ConfigError(f"{origin}: log_on is {shown!r}; use one of {', '.join(LOG_ON)}")
     return _Spec(flavor_name, None if name is None else str(name), raw_config, log_on)
+
+
+def _has_reference(raw: Any) -> bool:
+    """Whether ``raw`` (or a string anywhere in it) reads a ``${VAR}``."""
+    if isinstance(raw, str):
+        return _REFERENCE.search(raw.replace("$$", "")) is not None
+    if isinstance(raw, Mapping):
+        return any(_has_reference(item) for item in raw.values())
+    if isinstance(raw, list):
+        return any(_has_reference(item) for item in raw)
+    return False
 
 
 def _config_values(
@@ -192,15 +259,17 @@ def _config_values(
     raw_config: Mapping[str, Any],
     origin: str,
     problems: list[str] | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], set[str]]:
+    """The config with ``${VAR}`` replaced, and the fields that read one (never echoed)."""
     secrets = secret_field_names(model)
     config: dict[str, Any] = {}
+    from_env = {field for field, raw in raw_config.items() if _has_reference(raw)}
     for field, raw in raw_config.items():
         value = _resolve(raw, f"{origin}: config.{field}", problems)
         # A secret read through ${VAR} is not plain text: hand it over already wrapped.
-        from_env = isinstance(raw, str) and _REFERENCE.search(raw.replace("$$", "")) is not None
-        config[field] = SecretStr(value) if field in secrets and from_env else value
-    return config
+        wrap = field in secrets and field in from_env and isinstance(raw, str)
+        config[field] = SecretStr(value) if wrap else value
+    return config, from_env
 
 
 def check_config(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
@@ -218,11 +287,12 @@ def check_config(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     except TrackstackError as exc:
         return [str(exc)], []
     errors: list[str] = []
-    config = _config_values(flavor.config_class, spec.config, origin, errors)
+    config, from_env = _config_values(flavor.config_class, spec.config, origin, errors)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            flavor.create(spec.name or flavor.name, config=config)
+            flavor.check_requirements()
+            flavor.create(spec.name or flavor.name, config=flavor.validate_config(config, from_env))
         except ConfigError as exc:
             errors.append(f"{origin}: {exc}")
     return errors, [f"{origin}: {warning.message}" for warning in caught]

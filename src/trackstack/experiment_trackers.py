@@ -44,7 +44,7 @@ from trackstack.errors import (
 from trackstack.ranks import process_rank
 from trackstack.records import MetricPoint, RunRecord, keyed_points
 from trackstack.run import Run, check_lengths
-from trackstack.secrets import warn_about_plain_text
+from trackstack.secrets import forget_locals, warn_about_plain_text
 from trackstack.stack import Flavor, StackComponent, StackComponentConfig, describe_config_errors
 from trackstack.validation import ParamValue, tag_values
 
@@ -172,6 +172,14 @@ class BaseExperimentTracker(StackComponent, ABC):
         public = self.config.model_dump(mode="json", exclude=secrets)
         base = root or self.journal_dir or self._journal_root
         return journals.tracker_folder(Path(base), self.flavor, public), (self.name, public)
+
+    def protected_paths(self) -> list[Path]:
+        """This tracker's own files and folders here, which no artifact may contain.
+
+        The journal root; adapters add their store's files (the local store's
+        root, MLflow's SQLite file or file store).
+        """
+        return [Path(self.journal_dir or self._journal_root)]
 
     def experiment_for(self, settings: Any) -> str | None:
         """The experiment the run's settings or the flavor's config name, if any.
@@ -499,9 +507,11 @@ class BaseExperimentTracker(StackComponent, ABC):
         # The boundary where SDK exceptions become trackstack's, whatever the adapter forgot.
         try:
             return hook(*args)
-        except TrackstackError:
+        except TrackstackError as exc:
+            forget_locals(exc)
             raise
         except Exception as exc:
+            forget_locals(exc)
             message = self._scrub(f"{type(exc).__name__}: {exc}")
             kind = BackendUnavailableError if _unreachable(exc) else BackendError
             raise kind(f"the {self.flavor} backend failed to {operation}: {message}") from exc

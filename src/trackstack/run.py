@@ -18,18 +18,18 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Protocol, SupportsIndex
 
+from trackstack.artifacts import check_artifact_source
 from trackstack.delivery.codec import Kind, json_value
 from trackstack.delivery.protocol import Backend
 from trackstack.delivery.sender import RunSender
 from trackstack.delivery.sender_process import close_sender_process
 from trackstack.enums import RunStatus
 from trackstack.errors import (
-    ArtifactNotFoundError,
     BackendUnavailableError,
     InvalidInputError,
     ParamConflictError,
@@ -60,6 +60,8 @@ class RunOwner(Backend, Protocol):
     def _journal_identity(self) -> tuple[Path, tuple[str, dict[str, Any]]]: ...
 
     def _forget_run(self, run: Run) -> None: ...
+
+    def protected_paths(self) -> list[Path]: ...
 
 
 def coerce_status(status: RunStatus | str) -> RunStatus:
@@ -120,6 +122,8 @@ class Run:
         self._backend_lock = threading.RLock()
         self._lock = threading.RLock()
         self._params = dict(params)
+        self._accepted_keys: set[str] = set()
+        """Metric keys that passed every check: the loop checks each key once, not per call."""
         self._next_step = next_step
         self._status = RunStatus.RUNNING
         self._pid = os.getpid()
@@ -205,16 +209,13 @@ class Run:
             raise InvalidInputError(
                 f"log_metrics takes a dict of name to value, got a {type(metrics).__name__}"
             )
-        values = {check_key(key, "metric"): metric_value(key, v) for key, v in metrics.items()}
+        accepted = self._accepted_keys
+        values: dict[str, float] = {}
+        for key, value in metrics.items():
+            if type(key) is not str or key not in accepted:
+                self._accept_metric_key(key)
+            values[key] = metric_value(key, value)
         caps = self._tracker.capabilities
-        reserved = caps.reserved_metric_keys.intersection(values)
-        if reserved:
-            raise InvalidInputError(
-                f"metric name(s) {sorted(reserved)} are reserved by the "
-                f"{self._tracker.flavor} backend; log under another name"
-            )
-        if caps.key_pattern is not None:
-            check_backend_keys(values, caps.key_pattern, self._tracker.flavor, "metric")
         given_step = None if step is None else check_step(step)
         timestamp = time.time()
         with self._lock:
@@ -233,6 +234,20 @@ class Run:
                 self._sender.start_thread()
             self._raise_pending()
 
+    def _accept_metric_key(self, key: object) -> None:
+        """Check a metric key against every rule, and remember a good one for the next calls."""
+        name = check_key(key, "metric")
+        caps = self._tracker.capabilities
+        if name in caps.reserved_metric_keys:
+            raise InvalidInputError(
+                f"metric name {name!r} is reserved by the {self._tracker.flavor} backend; "
+                "log under another name"
+            )
+        if caps.key_pattern is not None:
+            check_backend_keys([name], caps.key_pattern, self._tracker.flavor, "metric")
+        if len(self._accepted_keys) < _ACCEPTED_KEYS:
+            self._accepted_keys.add(name)
+
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags; a tag set again takes the new value. Delivered in the background."""
         values = tag_values(tags)
@@ -250,17 +265,8 @@ class Run:
         While the backend is unreachable the file is copied into the run's
         journal and uploaded from there later.
         """
-        if not isinstance(path, str | os.PathLike):
-            raise InvalidInputError(
-                f"log_artifact takes a file or directory path, got a {type(path).__name__}"
-            )
-        local = Path(path)
+        local = check_artifact_source(path, self._tracker.protected_paths())
         folder = check_artifact_path(artifact_path)
-        if not local.exists():
-            raise ArtifactNotFoundError(
-                f"artifact path {str(local)!r} does not exist (looked in {local.absolute()}); "
-                "pass an existing file or directory"
-            )
         with self._backend_lock, self._lock:
             self._check_open()
             if local.is_dir() and not self._tracker.capabilities.artifact_directories:
@@ -396,9 +402,9 @@ class Run:
             raise error
 
 
-def check_backend_keys(values: Mapping[str, Any], pattern: str, flavor: str, kind: str) -> None:
+def check_backend_keys(keys: Iterable[str], pattern: str, flavor: str, kind: str) -> None:
     """Reject keys the backend is known to refuse, at the call instead of in delivery."""
-    for key in values:
+    for key in keys:
         if re.fullmatch(pattern, key) is None:
             raise InvalidInputError(
                 f"{kind} name {key!r} is not one the {flavor} backend accepts (it takes names "
@@ -411,6 +417,8 @@ _exit_status: RunStatus | None = None
 """How runs left open end at exit: set when an exception ended the program."""
 
 
+_ACCEPTED_KEYS = 10_000
+"""At most this many metric keys are remembered per run (a run may make up new ones per step)."""
 SIGTERM_END_SECONDS = 5.0
 """How long a SIGTERM'd process tries to deliver before it goes: well inside docker's 10 s."""
 

@@ -1,7 +1,9 @@
-"""Which config fields are secrets, and the warning for secrets given as plain text."""
+"""Which config fields are secrets, the warning for secrets given as plain text, and
+the clearing of the frames an SDK's error passed through."""
 
 from __future__ import annotations
 
+import traceback
 import typing
 import warnings
 from collections.abc import Mapping
@@ -12,7 +14,7 @@ from pydantic import BaseModel, SecretStr
 
 from trackstack.errors import PlainTextSecretWarning
 
-__all__ = ["secret_field_names", "warn_about_plain_text"]
+__all__ = ["forget_locals", "secret_field_names", "warn_about_plain_text"]
 
 
 def _mentions_secret(annotation: Any) -> bool:
@@ -43,3 +45,22 @@ def warn_about_plain_text(model: type[BaseModel], data: Mapping[str, Any]) -> No
                 PlainTextSecretWarning,
                 stacklevel=2,
             )
+
+
+def forget_locals(error: BaseException) -> None:
+    """Clear the local variables of the finished frames ``error`` and its causes passed.
+
+    An SDK's frames hold credentials in plain text (an ``Authorization``
+    header, a settings object), and error reporters such as Sentry record
+    the locals of every frame in a traceback. Frames still running (the
+    caller's) keep theirs; line numbers stay for the printed traceback.
+    """
+    seen: set[int] = set()
+    chain: list[BaseException | None] = [error]
+    while chain:
+        current = chain.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        chain += [current.__cause__, current.__context__]

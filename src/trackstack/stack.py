@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4, uuid5
@@ -184,24 +184,35 @@ class Flavor(ABC):
                 f"flavor {self.name!r} needs {', '.join(missing)}, which is not installed; {hint}"
             )
 
-    def validate_config(self, data: Mapping[str, Any]) -> StackComponentConfig:
-        """Validate config values, turning pydantic's errors into one ``ConfigError``."""
+    def validate_config(
+        self, data: Mapping[str, Any], hidden: Collection[str] = ()
+    ) -> StackComponentConfig:
+        """Validate config values, turning pydantic's errors into one ``ConfigError``.
+
+        The error never shows the value of a field in ``hidden`` (nor of a secret).
+        """
         model = self.config_class
         try:
             return model.model_validate(dict(data))
         except ValidationError as exc:
-            raise ConfigError(describe_config_errors(self.name, model, exc)) from None
+            message = describe_config_errors(self.name, model, exc, hidden=hidden)
+            raise ConfigError(message) from None
 
 
 def describe_config_errors(
-    flavor: str, model: type[BaseModel], exc: ValidationError, subject: str = "config"
+    flavor: str,
+    model: type[BaseModel],
+    exc: ValidationError,
+    subject: str = "config",
+    hidden: Collection[str] = (),
 ) -> str:
     """One message naming the flavor, each bad field and the valid fields.
 
     Built by hand rather than from ``str(exc)``, which would print the input of
-    a secret field given with the wrong type.
+    a secret field given with the wrong type; nor is the input of a field in
+    ``hidden`` shown (a value read from the environment).
     """
-    secrets = secret_field_names(model)
+    secrets = {*secret_field_names(model), *hidden}
     problems = []
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "(config)"

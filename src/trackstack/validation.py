@@ -51,8 +51,12 @@ class ParamValue(NamedTuple):
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:60]}...' ({len(str(value))} characters)"
+    try:
+        text = repr(value)
+    except Exception:  # a value whose __repr__ raises is named by its type alone
+        return f"<a {type(value).__name__} that cannot be shown>"
+    size = len(value) if isinstance(value, str) else len(text)
+    return text if len(text) <= 80 else f"{text[:60]}...' ({size} characters)"
 
 
 def check_key(key: object, kind: str) -> str:
@@ -78,15 +82,18 @@ def check_key(key: object, kind: str) -> str:
 
 def metric_value(key: str, value: object) -> float:
     """Convert a metric value to float, accepting real numbers and numpy scalars only."""
+    if type(value) is float:  # the common case, without the ABC checks below
+        return value
     converted: float | None = None
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        with contextlib.suppress(OverflowError):  # ints beyond float's range
-            converted = float(value)
-    else:
-        # numpy scalars of non-Real kinds and 0-d arrays, without importing numpy.
-        dtype_kind = getattr(getattr(value, "dtype", None), "kind", None)
-        if dtype_kind in ("i", "u", "f") and getattr(value, "shape", None) == ():
-            converted = float(value)  # type: ignore[arg-type]
+    # A value's own __float__ may raise anything; that is a bad value, not a crash.
+    with contextlib.suppress(Exception):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            converted = float(value)  # OverflowError: an int beyond float's range
+        else:
+            # numpy scalars of non-Real kinds and 0-d arrays, without importing numpy.
+            dtype_kind = getattr(getattr(value, "dtype", None), "kind", None)
+            if dtype_kind in ("i", "u", "f") and getattr(value, "shape", None) == ():
+                converted = float(value)  # type: ignore[arg-type]
     if converted is None:
         raise InvalidInputError(
             f"metric {key!r} has value {_shown(value)} of type {type(value).__name__}; "
@@ -117,13 +124,32 @@ def check_step(step: object) -> int:
     return whole
 
 
-def param_text(value: object) -> str:
-    """The string a param or tag value is stored as: ``str()``, JSON for lists and tuples."""
+def param_text(value: object, key: str = "", kind: str = "param") -> str:
+    """The string a param or tag value is stored as: ``str()``, JSON for lists and tuples.
+
+    A value that cannot become text (circular, too deeply nested, a ``__str__``
+    that raises or returns no string) is an ``InvalidInputError`` naming ``key``.
+    """
     if isinstance(value, str):
-        return value
-    if isinstance(value, list | tuple) or (isinstance(value, Mapping) and not value):
-        return json.dumps(value, default=str, ensure_ascii=False)
-    return str(value)
+        return str.__str__(value)  # a str subclass's own __str__ is not the stored text
+    try:
+        if isinstance(value, list | tuple) or (isinstance(value, Mapping) and not value):
+            return json.dumps(value, default=str, ensure_ascii=False)
+        text = str(value)
+    except RecursionError:
+        problem = "it is nested too deeply (or contains itself)"
+    except Exception as error:  # whatever the value's own __str__ raises
+        problem = f"turning it into text raised {type(error).__name__}"
+        if isinstance(error, ValueError) and "Circular reference" in str(error):
+            problem = "it contains itself"
+    else:
+        if isinstance(text, str):
+            return str.__str__(text)
+        problem = f"its __str__ returned a {type(text).__name__}"
+    raise InvalidInputError(
+        f"{kind} {key!r} cannot be stored: {problem}; pass a string, number, bool, "
+        "or a list or dict of those"
+    )
 
 
 def flatten_params(params: Mapping[str, Any]) -> dict[str, ParamValue]:
@@ -134,16 +160,20 @@ def flatten_params(params: Mapping[str, Any]) -> dict[str, ParamValue]:
         )
     flat: dict[str, ParamValue] = {}
 
-    def walk(prefix: str, mapping: Mapping[Any, Any]) -> None:
+    def walk(prefix: str, mapping: Mapping[Any, Any], inside: tuple[int, ...]) -> None:
         for raw_key, value in mapping.items():
             if not isinstance(raw_key, str):
                 check_key(raw_key, "param")
             name = f"{prefix}.{raw_key}" if prefix else raw_key
             if isinstance(value, Mapping) and value:
-                walk(name, value)
+                if id(value) in inside:
+                    raise InvalidInputError(f"param {name!r} contains itself; pass a tree of dicts")
+                if len(name) > MAX_KEY_LENGTH:  # stops a deep tree before Python's recursion limit
+                    check_key(name, "param")
+                walk(name, value, (*inside, id(value)))
                 continue
             check_key(name, "param")
-            text = param_text(value)
+            text = param_text(value, name)
             if name in flat and flat[name].text != text:
                 raise ParamConflictError(
                     f"param {name!r} is given twice in one call, as {flat[name].text!r} "
@@ -151,7 +181,7 @@ def flatten_params(params: Mapping[str, Any]) -> dict[str, ParamValue]:
                 )
             flat[name] = ParamValue(text, value)
 
-    walk("", params)
+    walk("", params, (id(params),))
     return flat
 
 
@@ -159,7 +189,7 @@ def tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
     """Check tag keys and turn every value into a string."""
     if not isinstance(tags, Mapping):
         raise InvalidInputError(f"tags must be a dict of name to value, got {type(tags).__name__}")
-    return {check_key(key, "tag"): param_text(value) for key, value in tags.items()}
+    return {check_key(key, "tag"): param_text(value, key, "tag") for key, value in tags.items()}
 
 
 def check_artifact_path(artifact_path: str | None) -> str | None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import shutil
 import sqlite3
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from trackstack.enums import RunStatus
-from trackstack.errors import BackendUnavailableError, ParamConflictError, RunNotFoundError
+from trackstack.errors import (
+    BackendUnavailableError,
+    InvalidInputError,
+    ParamConflictError,
+    RunNotFoundError,
+)
 from trackstack.records import MetricPoint, RunRecord
 
 __all__ = ["LocalStore"]
@@ -76,6 +83,19 @@ def _unavailable_on_failure(where: Path) -> Iterator[None]:
 
 
 _DISK_TROUBLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EAGAIN}
+
+
+def _move_into(source: Path, target: Path) -> None:
+    """Move a staged copy to ``target``, merging a folder into one already there."""
+    if source.is_dir() and target.is_dir():
+        for entry in source.iterdir():
+            _move_into(entry, target / entry.name)
+        return
+    if target.is_dir():  # a file logged where a folder of its name is goes inside it, as cp does
+        _move_into(source, target / source.name)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
 
 
 def _utc(seconds: float | None) -> datetime | None:
@@ -187,15 +207,37 @@ class LocalStore:
             )
 
     def add_artifact(self, run_id: str, local_path: Path, artifact_path: str | None) -> None:
-        folder = self.artifact_dir(run_id)
-        if artifact_path:
-            folder = folder.joinpath(*artifact_path.split("/"))
-        with _unavailable_on_failure(folder):
-            folder.mkdir(parents=True, exist_ok=True)
-            if local_path.is_dir():
-                shutil.copytree(local_path, folder / local_path.name, dirs_exist_ok=True)
-            else:
-                shutil.copy2(local_path, folder / local_path.name)
+        """Copy a file or folder to ``<artifact_path>/<its name>`` in the run's folder.
+
+        The copy is made in a staging folder outside every run and moved into
+        place file by file, so a copy that fails half-way leaves nothing a
+        record would list.
+        """
+        run_folder = self.artifact_dir(run_id).resolve()
+        target = run_folder.joinpath(*(artifact_path or "").split("/"), local_path.name)
+        if not target.resolve().is_relative_to(run_folder):
+            raise InvalidInputError(
+                f"artifact {local_path.name!r} under {artifact_path!r} would land outside "
+                f"run {run_id}'s artifacts; give a plain name and a relative artifact_path"
+            )
+        if local_path.is_dir() and target.resolve().is_relative_to(local_path.resolve()):
+            raise InvalidInputError(
+                f"artifact folder {str(local_path)!r} holds its own destination {target}; "
+                "log it into another run or folder"
+            )
+        staging_root = self.root / "artifacts" / ".staging"
+        with _unavailable_on_failure(target.parent):
+            staging_root.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=staging_root))
+            try:
+                copied = staging / local_path.name
+                if local_path.is_dir():
+                    shutil.copytree(local_path, copied)
+                else:
+                    shutil.copy2(local_path, copied)
+                _move_into(copied, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._connect() as conn:

@@ -36,6 +36,9 @@ class LocalExperimentTracker(BaseExperimentTracker):
         """Returns the config of the local tracker."""
         return cast(LocalExperimentTrackerConfig, self._config)
 
+    def protected_paths(self) -> list[Path]:
+        return [*super().protected_paths(), self.config.root]
+
     def backend_start_run(self, request: RunStart) -> StartedRun:
         if request.resume_id is not None:
             self.store.reopen_run(request.resume_id, request.run_name, request.tags)

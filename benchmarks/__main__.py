@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def _version(distribution: str) -> str | None:
 
 
 def main() -> None:
+    # Run journals go with the benchmarks' other temporary files, not into the checkout.
+    os.environ.setdefault("TRACKSTACK_JOURNAL", tempfile.mkdtemp(prefix="trackstack-journal-"))
     console = Console(width=120)
     imports = import_cost.run()
     table = Table(title="Import cost (fresh process each, median)")

@@ -14,6 +14,7 @@ after a warm-up round, on a SQLite store and on a local ``mlflow server``.
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import tempfile
@@ -22,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mlflow
 from mlflow import MlflowClient
@@ -51,18 +52,54 @@ def _experiment(client: MlflowClient) -> str:
     return str(client.create_experiment(f"bench-{uuid.uuid4().hex}"))
 
 
-def way_a(tracker: BaseExperimentTracker, steps: int, blocked: list[tuple[float, float]]) -> float:
+def way_a(tracker: BaseExperimentTracker, steps: int, blocked: list[Call]) -> float:
     run = tracker.start_run()
-    with _cpu_wait() as cpu_wait:
+    with _cpu_wait() as cpu_wait, _full_collections() as collections:
         start = time.perf_counter()
         for step in range(steps):
             waited = cpu_wait()
+            full = len(collections)
             before = time.perf_counter()
             run.log_metrics(_values(step), step=step)
             after = time.perf_counter()
-            blocked.append((after - before, cpu_wait() - waited))
+            blocked.append(Call(after - before, cpu_wait() - waited, len(collections) > full))
         run.end()  # sends what is still buffered: part of the cost
         return time.perf_counter() - start
+
+
+class Call(NamedTuple):
+    """One ``log_metrics`` call: how long it took, how long it waited for a CPU, and
+    whether a full collection of the process's heap ran inside it."""
+
+    seconds: float
+    cpu_wait: float
+    full_gc: bool
+
+
+@contextmanager
+def _full_collections() -> Iterator[list[float]]:
+    """The durations of this process's full (generation 2) garbage collections meanwhile.
+
+    Any allocation may set one off once the heap's older objects have grown by a
+    quarter; its cost is the whole heap's (MLflow's SQL store alone is ~300,000
+    objects here), not the allocating call's.
+    """
+    durations: list[float] = []
+    started: list[float] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            durations.append(time.perf_counter() - started.pop())
+
+    gc.callbacks.append(note)
+    try:
+        yield durations
+    finally:
+        gc.callbacks.remove(note)
 
 
 @contextmanager
@@ -127,17 +164,22 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def _blocked(calls: list[tuple[float, float]]) -> dict[str, float]:
-    seconds = [took for took, _ in calls]
+def _blocked(calls: list[Call]) -> dict[str, float]:
+    seconds = [call.seconds for call in calls]
     # What a call took beyond the time its thread sat runnable without a CPU:
     # on a machine busier than its cores, the scheduler's share of the longest call.
-    own = [max(0.0, took - waited) for took, waited in calls]
+    own = [max(0.0, call.seconds - call.cpu_wait) for call in calls]
     return {
         "median": statistics.median(seconds) * 1000,
         "p99": _percentile(seconds, 0.99) * 1000,
         "max": max(seconds) * 1000,
         "max_less_cpu_wait": max(own) * 1000,
         "calls_over_5_ms": sum(took > 0.005 for took in seconds),
+        "calls_over_5_ms_without_full_gc": sum(
+            call.seconds > 0.005 for call in calls if not call.full_gc
+        ),
+        "calls_with_full_gc": sum(call.full_gc for call in calls),
+        "max_without_full_gc": max(c.seconds for c in calls if not c.full_gc) * 1000,
     }
 
 
@@ -161,11 +203,11 @@ def measure(uri: str, rounds: int, scale: float) -> dict[str, Any]:
     ready = sender_process().wait_ready(tracker, 300)
     ready_seconds = time.perf_counter() - started
     rates: dict[str, list[float]] = {way: [] for way in NAMES}
-    blocked: list[tuple[float, float]] = []
+    blocked: list[Call] = []
     for round_number in range(rounds + 1):  # round 0 warms up and is not counted
         for way in NAMES:
             steps = max(10, int(STEPS[way] * scale))
-            calls: list[tuple[float, float]] = []
+            calls: list[Call] = []
             seconds = way_a(tracker, steps, calls) if way == "a" else SDK_WAYS[way](uri, steps)
             if round_number:
                 rates[way].append(steps * len(KEYS) / seconds)
@@ -177,7 +219,7 @@ def measure(uri: str, rounds: int, scale: float) -> dict[str, Any]:
     }
     # The same loop with the batches sent by a thread of this process, as before
     # the sender process: its longest calls are GIL waits and garbage collections.
-    in_thread: list[tuple[float, float]] = []
+    in_thread: list[Call] = []
     threaded = _tracker(uri, send_from_process=False)
     for _ in range(rounds):
         way_a(threaded, max(10, int(STEPS["a"] * scale)), in_thread)

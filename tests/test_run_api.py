@@ -11,7 +11,7 @@ import trackstack
 from trackstack import RunStatus
 from trackstack.errors import InvalidInputError, RunNotFoundError
 from trackstack.local.tracker import LocalExperimentTracker
-from trackstack.testing.conformance import make_tree
+from trackstack.testing.checks_artifacts import TREE, make_tree
 
 
 def test_everything_logged_is_read_back(tracker: LocalExperimentTracker, tmp_path: Path) -> None:
@@ -52,8 +52,7 @@ def test_everything_logged_is_read_back(tracker: LocalExperimentTracker, tmp_pat
     assert sorted(record.artifacts) == [
         "copies/best/model.pkl",
         "model.pkl",
-        "model/sub/notes.txt",
-        "model/weights.bin",
+        *(f"model/{name}" for name in sorted(TREE)),
     ]
     assert record.start_time is not None
     assert record.start_time.tzinfo is UTC
@@ -82,7 +81,7 @@ def test_design_script_with_no_config(isolated_cwd: Path) -> None:
     assert [p.value for p in record.metrics["loss"]] == [1 / (s + 1) for s in range(500)]
     assert [p.step for p in record.metrics["acc"]] == list(range(500))
     assert record.tags == {"team": "a", "stage": "dev"}
-    assert sorted(record.artifacts) == ["model/sub/notes.txt", "model/weights.bin"]
+    assert sorted(record.artifacts) == [f"model/{name}" for name in sorted(TREE)]
     assert (isolated_cwd / ".trackstack" / "trackstack.db").is_file()
 
     with pytest.raises(RuntimeError, match="boom"), tracker.start_run(experiment="design") as bad:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from trackstack.enums import RunStatus
@@ -33,6 +35,11 @@ class MlflowClientReader:
         import mlflow
 
         mlflow.log_metric(key, value, step=step)
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        with scoped_environment(self.environment), tempfile.TemporaryDirectory() as folder:
+            local = self.client.download_artifacts(run_id, path, folder)
+            return Path(local).read_bytes()
 
     def read(self, run_id: str) -> RunRecord:
         with scoped_environment(self.environment):

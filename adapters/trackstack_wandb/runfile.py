@@ -51,6 +51,8 @@ class RunState:
     config: dict[str, Any] = field(default_factory=dict)
     artifacts: list[str] = field(default_factory=list)
     """The path of every file in every artifact the run logged."""
+    artifact_copies: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Each artifact file's base64 MD5 digest and the copy W&B staged for upload."""
     exit_code: int | None = None
     """None while the run has not exited."""
     runtime: int = 0
@@ -94,6 +96,7 @@ class RunState:
         elif kind == "artifact":
             contents = _parse(raw).artifact.manifest.contents
             self.artifacts.extend(entry.path for entry in contents)
+            self.artifact_copies.update((e.path, (e.digest, e.local_path)) for e in contents)
         elif kind == "exit":
             exit_record = _parse(raw).exit
             self.exit_code, self.runtime = exit_record.exit_code, exit_record.runtime

@@ -84,9 +84,14 @@ def import_wandb() -> ModuleType:
     return wandb
 
 
+_LIVE: dict[str, _LiveRun] = {}
+"""The wandb runs open in this process, by W&B run id."""
+_LIVE_LOCK = threading.Lock()
+
+
 @dataclass
 class _LiveRun:
-    """A run this tracker started and has not ended, with what W&B cannot tell back."""
+    """A run started in this process and not ended, with what W&B cannot tell back."""
 
     run: Any
     log: RunLog | None
@@ -109,13 +114,16 @@ class WandbExperimentTracker(BaseExperimentTracker):
         max_params_per_call=100,
         max_tags_per_call=100,
         reserved_metric_keys=RESERVED_METRICS,
+        run_time_resolution=1.0,  # W&B records a run's runtime in whole seconds
     )
     settings_class = WandbExperimentTrackerSettings
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._live: dict[str, _LiveRun] = {}
-        self._live_lock = threading.Lock()
+        # wandb's runs are the process's, not one tracker's: a tracker built anew from the
+        # same config (as trackstack sync builds one) finds a run another one started.
+        self._live = _LIVE
+        self._live_lock = _LIVE_LOCK
         self._warned_offline = False
         self._saved_globals: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -234,6 +242,11 @@ class WandbExperimentTracker(BaseExperimentTracker):
             f"W&B has no run {run_id!r} under {self.config.dir / 'wandb'}"
             + (" (mode is disabled: nothing is written)" if self.config.mode == "disabled" else "")
         )
+
+    def backend_flush(self, run_id: str) -> None:
+        live = self._live_run(run_id)
+        if live.log is not None:
+            self._written(live)
 
     def backend_check_run(self, run_id: str) -> None:
         with self._live_lock:

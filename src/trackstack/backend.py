@@ -39,6 +39,10 @@ class Capabilities:
     key_pattern: str | None = None
     """A regular expression every metric name must match in full (beyond trackstack's own
     key rules), so a name the backend would refuse is rejected at the call."""
+    timestamp_resolution: float = 0.001
+    """Seconds: a point's stored timestamp is within this of when it was logged."""
+    run_time_resolution: float = 0.001
+    """Seconds: a run's stored start and end times are within this of the real instants."""
     sender_process: bool = False
     """``backend_log_metrics`` works on a copy of the tracker built from the same config
     in another process, for runs this one started: the core may then store metric

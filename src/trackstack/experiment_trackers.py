@@ -493,6 +493,14 @@ class BaseExperimentTracker(StackComponent, ABC):
         the first batch go out without waiting for it.
         """
 
+    def backend_flush(self, run_id: str) -> None:
+        """Make what the hooks stored for the run readable by the backend's own clients.
+
+        Called by ``run.flush()`` once everything was delivered. Only an SDK that
+        writes in the background needs it (wandb: until the run file holds it);
+        by default the hooks have stored synchronously and there is nothing to do.
+        """
+
     def backend_check_run(self, run_id: str) -> None:
         """Raise ``RunNotFoundError`` unless the run exists.
 

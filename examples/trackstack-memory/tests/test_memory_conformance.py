@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from trackstack_memory import MemoryExperimentTracker, MemoryReader
 
@@ -12,7 +14,8 @@ from trackstack.testing import RunReader, TrackerConformance
 class TestMemoryConformance(TrackerConformance):
     @pytest.fixture
     def tracker(self) -> MemoryExperimentTracker:
-        built = trackstack.load_tracker({"flavor": "memory", "config": {"label": "tests"}})
+        label = f"tests-{uuid.uuid4().hex}"  # a fresh store
+        built = trackstack.load_tracker({"flavor": "memory", "config": {"label": label}})
         assert isinstance(built, MemoryExperimentTracker)
         return built
 

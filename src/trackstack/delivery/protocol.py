@@ -59,6 +59,8 @@ class Backend(Protocol):
 
     def backend_list_runs(self, experiment: str | None) -> list[RunRecord]: ...
 
+    def backend_flush(self, run_id: str) -> None: ...
+
 
 class ProcessBackend(Protocol):
     """What the sender process needs of a tracker: how to build its copy, and the hooks."""

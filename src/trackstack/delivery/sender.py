@@ -172,10 +172,15 @@ class RunSender:
     # -- delivering ---------------------------------------------------------------
 
     def flush(self) -> None:
-        """Deliver everything now on the caller's thread; an outage is left to the thread."""
+        """Deliver everything now on the caller's thread, readable in the backend once it
+        returns; an outage is left to the thread."""
         with self.backend_lock:
             try:
                 self._deliver(everything=True)
+                run_id = self.delivery.run_id
+                if run_id is not None and not self.cache:
+                    backend = self.backend
+                    backend._call_backend("flush", backend.backend_flush, run_id)
             except TRANSIENT as error:
                 self._note_unavailable(error)
         self._collect_refusals()
@@ -215,6 +220,18 @@ class RunSender:
                                    self.journal.path, error)  # fmt: skip
         self._collect_refusals()
         return done
+
+    def abandon(self) -> None:
+        """Stop as a killed process stops: send nothing more, keep the journal as it is.
+
+        Its lock is released, so ``trackstack sync`` recovers the run as it would
+        a dead process's; the conformance suite delivers through that path this way.
+        """
+        with self.backend_lock, self.lock:
+            self.closed.set()
+            self.changed.notify_all()
+            if self.journal is not None:
+                self.journal.close(delete=False)
 
     def where(self) -> str:
         if self.journal is None:

@@ -97,6 +97,8 @@ class SenderProcess:
         """Keys of trackers garbage-collected here, for the child to drop."""
         self._broken = False
         """The child could not start or serve at all: stop trying, send from threads."""
+        self.batches_stored = 0
+        """Batches the child has stored: how a test sees that this path was taken."""
 
     @property
     def child_pid(self) -> int | None:
@@ -132,6 +134,8 @@ class SenderProcess:
                 return False
             answer = self._request(("metrics", registration.key, run_id, rows))
         answer.result()
+        with self._lock:
+            self.batches_stored += 1
         return True
 
     def wait_ready(self, tracker: ProcessBackend, timeout: float) -> bool:

@@ -32,6 +32,10 @@ class RunReader(Protocol):
         """The run as the backend holds it."""
         ...
 
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        """The bytes the backend holds for the artifact file ``path`` of the run."""
+        ...
+
 
 class LocalStoreReader:
     """Reads the local flavor's SQLite file and artifact folder with plain SQL."""
@@ -43,6 +47,9 @@ class LocalStoreReader:
     def for_tracker(cls, tracker: Any) -> LocalStoreReader:
         """The reader of a local tracker's store."""
         return cls(Path(tracker.config.root))
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        return (self.root / "artifacts" / run_id).joinpath(*path.split("/")).read_bytes()
 
     def read(self, run_id: str) -> RunRecord:
         with closing(sqlite3.connect(self.root / "trackstack.db")) as conn:

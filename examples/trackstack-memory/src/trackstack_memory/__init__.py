@@ -41,6 +41,7 @@ class MemoryExperimentTrackerConfig(BaseExperimentTrackerConfig):
     """The config: one field, to show how fields reach the tracker."""
 
     label: str = "memory"
+    """Names the store: trackers with the same label share their runs."""
 
 
 @dataclass
@@ -56,7 +57,11 @@ class StoredRun:
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, list[MetricPoint]] = field(default_factory=dict)
-    files: list[str] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Each artifact file's bytes under its path in the run."""
+
+
+_STORES: dict[str, dict[str, StoredRun]] = {}
 
 
 def _when(seconds: float | None) -> datetime | None:
@@ -71,11 +76,14 @@ class MemoryExperimentTracker(BaseExperimentTracker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.runs: dict[str, StoredRun] = {}
+        # The "backend": one store per label, shared by the trackers of this process,
+        # as a server is shared (trackstack sync delivers through a tracker built anew).
+        self.runs: dict[str, StoredRun] = _STORES.setdefault(self.config.label, {})
 
     @property
     def config(self) -> MemoryExperimentTrackerConfig:
-        return cast(MemoryExperimentTrackerConfig, self._config)
+        """The base class types its config as the base config; this one is ours."""
+        return cast(MemoryExperimentTrackerConfig, super().config)
 
     def _stored(self, run_id: str) -> StoredRun:
         if run_id not in self.runs:
@@ -114,7 +122,7 @@ class MemoryExperimentTracker(BaseExperimentTracker):
         self, run_id: str, local_path: Path, artifact_path: str | None
     ) -> None:
         name = f"{artifact_path}/{local_path.name}" if artifact_path else local_path.name
-        self._stored(run_id).files.append(name)
+        self._stored(run_id).files[name] = local_path.read_bytes()
 
     def backend_get_run(self, run_id: str) -> RunRecord:
         run = self._stored(run_id)
@@ -164,8 +172,16 @@ class MemoryReader:
     def for_tracker(cls, tracker: Any) -> MemoryReader:
         return cls(tracker.runs)
 
+    def _run(self, run_id: str) -> StoredRun:
+        if run_id not in self.runs:
+            raise RunNotFoundError(f"the memory store holds no run {run_id!r}")
+        return self.runs[run_id]
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        return self._run(run_id).files[path]
+
     def read(self, run_id: str) -> RunRecord:
-        run = self.runs[run_id]
+        run = self._run(run_id)
         return RunRecord(
             id=run_id,
             name=run.name,

@@ -152,7 +152,7 @@ BROKEN_HOOKS = {
         "    last = max(series, key=lambda p: p.timestamp).step if series else None\n"
         "    return dataclasses.replace(state, last_step=last)",
         "test_resume_keeps_what_the_run_had_and_goes_on_after_its_highest_step",
-        "the resumed run's next step is one past its highest",
+        "must follow the highest step logged (7), not the last one (3)",
     ),
     "resumes-without-reopening": (
         "def backend_start_run(self, request):\n"
@@ -260,14 +260,160 @@ BROKEN_HOOKS = {
         "test_secrets_appear_nowhere",
         "secret config values appear in no",
     ),
+    "strips-param-values": (
+        "def backend_log_params(self, run_id, params):\n"
+        "    super().backend_log_params(run_id, {k: ParamValue(p.text.strip(), p.value)"
+        " for k, p in params.items()})",
+        "test_names_keys_and_values_are_stored_exactly_as_given",
+        "param 'padded' logged",
+    ),
+    "drops-empty-tags": (
+        "def backend_set_tags(self, run_id, tags):\n"
+        "    super().backend_set_tags(run_id, {k: v for k, v in tags.items() if v})",
+        "test_names_keys_and_values_are_stored_exactly_as_given",
+        "tag 'empty' logged",
+    ),
+    "normalizes-keys-nfkc": (
+        "def backend_log_metrics(self, run_id, points):\n"
+        "    super().backend_log_metrics(run_id, [(unicodedata.normalize('NFKC', k), p)"
+        " for k, p in points])",
+        "test_names_keys_and_values_are_stored_exactly_as_given",
+        "stored exactly as given",
+    ),
+    "truncates-long-tags": (
+        "def backend_set_tags(self, run_id, tags):\n"
+        "    super().backend_set_tags(run_id, {k: v[:250] for k, v in tags.items()})",
+        "test_names_keys_and_values_are_stored_exactly_as_given",
+        "tag 'long' logged",
+    ),
+    "strips-run-names": (
+        "def backend_start_run(self, request):\n"
+        "    name = request.run_name.strip() if request.run_name else request.run_name\n"
+        "    return super().backend_start_run(dataclasses.replace(request, run_name=name))",
+        "test_names_keys_and_values_are_stored_exactly_as_given",
+        "stored exactly as given",
+    ),
+    "finds-any-parent": (
+        "def backend_check_run(self, run_id):\n    pass",
+        "test_a_parent_that_does_not_exist_is_refused",
+        "a run started under a parent that does not exist",
+    ),
+    "forgets-params-on-resume": (
+        "def backend_resume_state(self, run_id):\n"
+        "    return dataclasses.replace(super().backend_resume_state(run_id), params={})",
+        "test_resume_keeps_what_the_run_had_and_goes_on_after_its_highest_step",
+        "did not raise ParamConflictError",
+    ),
+    "resumes-an-empty-run-at-one": (
+        "def backend_resume_state(self, run_id):\n"
+        "    state = super().backend_resume_state(run_id)\n"
+        "    return dataclasses.replace(state, last_step=state.last_step or 0)",
+        "test_a_run_resumed_without_points_starts_at_step_zero",
+        "goes on at step 0",
+    ),
+    "keeps-the-end-time-on-resume": (
+        "def backend_start_run(self, request):\n"
+        "    started = super().backend_start_run(request)\n"
+        "    if request.resume_id:\n"
+        "        with sqlite3.connect(self.store.root / 'trackstack.db') as conn:\n"
+        "            conn.execute('UPDATE runs SET end_time = start_time + 1 WHERE id = ?',"
+        " (started.id,))\n"
+        "    return started",
+        "test_resume_keeps_what_the_run_had_and_goes_on_after_its_highest_step",
+        "a resumed run still ends at",
+    ),
+    "keeps-old-tags-on-resume": (
+        "def backend_start_run(self, request):\n"
+        "    if request.resume_id:\n"
+        "        old = self.store.get_run(request.resume_id).tags\n"
+        "        fresh = {k: v for k, v in request.tags.items() if k not in old}\n"
+        "        request = dataclasses.replace(request, tags=fresh)\n"
+        "    return super().backend_start_run(request)",
+        "test_resume_keeps_what_the_run_had_and_goes_on_after_its_highest_step",
+        "tags given on resume are set",
+    ),
+    "lists-runs-without-their-data": (
+        "def backend_list_runs(self, experiment):\n"
+        "    return [dataclasses.replace(r, params={}, metrics={})"
+        " for r in super().backend_list_runs(experiment)]",
+        "test_listed_runs_read_as_they_read_one_by_one",
+        "lists params",
+    ),
+    "lists-one-page": (
+        "def backend_list_runs(self, experiment):\n"
+        "    return super().backend_list_runs(experiment)[:100]",
+        "test_list_runs_returns_every_run_of_a_long_list",
+        "130 runs started, list_runs gave 100",
+    ),
+    "hides-the-name-it-chose": (
+        "def backend_start_run(self, request):\n"
+        "    if request.run_name is None:\n"
+        "        request = dataclasses.replace(request, run_name='chosen-by-the-backend')\n"
+        "    return dataclasses.replace(super().backend_start_run(request), name=None)",
+        "test_a_name_the_backend_chose_is_the_runs_name",
+        "StartedRun.name is the name the backend chose",
+    ),
+    "prints-the-token": (
+        "def backend_start_run(self, request):\n"
+        "    print('token', self.config.token.get_secret_value())\n"
+        "    return super().backend_start_run(request)",
+        "test_secrets_appear_nowhere",
+        "standard output",
+    ),
+    "warns-with-the-token": (
+        "def backend_start_run(self, request):\n"
+        "    warnings.warn(f'sending {self.config.token.get_secret_value()}')\n"
+        "    return super().backend_start_run(request)",
+        "test_secrets_appear_nowhere",
+        "a warning",
+    ),
+    "writes-the-token-to-its-store": (
+        "def backend_start_run(self, request):\n"
+        "    (self.store.root / 'auth.json').write_text(self.config.token.get_secret_value())\n"
+        "    return super().backend_start_run(request)",
+        "test_secrets_appear_nowhere",
+        "auth.json",
+    ),
+    "exports-the-token": (
+        "def backend_start_run(self, request):\n"
+        "    os.environ['BROKEN_ADAPTER_TOKEN'] = self.config.token.get_secret_value()\n"
+        "    return super().backend_start_run(request)",
+        "test_secrets_appear_nowhere",
+        "os.environ",
+    ),
+    "shows-the-token-in-base64": (
+        "def backend_get_run(self, run_id):\n"
+        "    try:\n"
+        "        return super().backend_get_run(run_id)\n"
+        "    except RunNotFoundError:\n"
+        "        token = self.config.token.get_secret_value()\n"
+        "        auth = base64.b64encode(f'api:{token}'.encode()).decode()\n"
+        "        raise RunNotFoundError(f'404 (Authorization: Basic {auth})') from None",
+        "test_secrets_appear_nowhere",
+        "secret config values appear in no",
+    ),
+    "leaves-the-step-in-the-environment": (
+        "def enter_step_run(self, info, run):\n    os.environ['BROKEN_ADAPTER_STEP_RUN'] = run.id",
+        "test_step_lifecycle",
+        "after the step, the environment differs in ['BROKEN_ADAPTER_STEP_RUN']",
+    ),
+    "forgets-the-run-id-in-step-metadata": (
+        "def run_metadata(self, run):\n    return {'local_run': run.id}",
+        "test_step_lifecycle",
+        "no <backend>_run_id key holds",
+    ),
 }
 
 MODULE = """
+import base64
 import dataclasses
+import os
 import re
 import sqlite3
 import tempfile
 import time
+import unicodedata
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -336,5 +482,10 @@ def test_the_suite_fails_a_broken_adapter_naming_the_promise(
 
 def test_the_same_adapter_unbroken_passes(pytester: pytest.Pytester) -> None:
     install(pytester, "pass")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=54, skipped=8)  # skipped: sender_process, sdk_active_run
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rs")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert result.parseoutcomes()["passed"] > 50
+    skips = [line for line in result.stdout.lines if line.startswith("SKIPPED")]
+    assert skips
+    for line in skips:  # only for what the local flavor declares it lacks
+        assert "declares sender_process=False" in line or "sdk_active_run=False" in line, line

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from trackstack_mlflow.tracker import MLFlowExperimentTracker
 
-from tests.leaks import descendants, process_texts, traceback_locals
 from tests.mlflow.conftest import Servers, create_user
 from tests.servers import free_port
 from trackstack.delivery.sender_process import sender_process
 from trackstack.errors import BackendUnavailableError, TrackstackError
 from trackstack.registry import get_flavor
+from trackstack.testing.leaks import descendants, process_texts, traceback_locals
 
 CANARY = f"canary-{uuid.uuid4().hex}"
 

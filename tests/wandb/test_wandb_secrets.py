@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from wandb.sdk.lib import wbauth
 
-from tests.leaks import descendants, process_texts, traceback_locals
 from tests.wandb.conftest import build
 from tests.wandb.test_wandb_adapter import free_port
 from trackstack.errors import AuthenticationError, BackendUnavailableError
+from trackstack.testing.leaks import descendants, process_texts, traceback_locals
 
 CANARY = "canaryWANDB" + "q" * 29  # W&B checks that keys have 40 characters
 

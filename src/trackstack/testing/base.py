@@ -37,7 +37,12 @@ NESTING = "a nested run records its parent, even one that has ended"
 LISTING = "list_runs is newest first across experiments, nested runs included"
 FLUSH = "after flush() every point logged so far is in the backend, while the run is open"
 DELIVERY = "points reach the backend the same way through every delivery path"
-SECRETS = "secret config values appear in no repr, log, metadata, url, error or run data"
+SECRETS = (
+    "secret config values appear in no repr, log, output, warning, metadata, url, error, "
+    "environment, file or run data"
+)
+METADATA = "a step's metadata holds experiment_tracker_url and the backend's <backend>_run_id"
+STEP = "a pipeline step's run is the SDK's active run during the step, and leaves no trace after"
 
 DELIVERY_PATHS = ("in-process", "sender-process", "journal-replay")
 """How metric points can reach an adapter's ``backend_log_metrics``: from the run's
@@ -76,6 +81,12 @@ def wait_past(instant: float) -> None:
 
 class SuiteBase:
     """Helpers of the suite's test groups; ``TrackerConformance`` supplies the fixtures."""
+
+    @pytest.fixture(params=DELIVERY_PATHS)
+    def delivery(self, request: pytest.FixtureRequest) -> str:
+        """Each delivery path the core has, for the checks that run through all of them."""
+        path: str = request.param
+        return path
 
     @staticmethod
     def require(tracker: BaseExperimentTracker, capability: str) -> None:

@@ -27,12 +27,6 @@ LIVE_PATHS = DELIVERY_PATHS[:2]
 
 
 class MetricChecks(SuiteBase):
-    @pytest.fixture(params=DELIVERY_PATHS)
-    def delivery(self, request: pytest.FixtureRequest) -> str:
-        """Each delivery path the core has, for the checks that run through all of them."""
-        path: str = request.param
-        return path
-
     def test_many_points_read_back_exactly(
         self, tracker: BaseExperimentTracker, reader: RunReader, delivery: str
     ) -> None:

@@ -10,11 +10,17 @@ from pathlib import Path
 import pytest
 
 from trackstack.enums import RunStatus
-from trackstack.errors import InvalidInputError, ParamConflictError, RunNotFoundError
+from trackstack.errors import (
+    InvalidInputError,
+    ParamConflictError,
+    RunNotFoundError,
+    TrackstackError,
+)
 from trackstack.experiment_trackers import BaseExperimentTracker
 from trackstack.records import RunRecord
 from trackstack.run import Run
 from trackstack.testing.base import (
+    EXACT,
     ISOLATION,
     LISTING,
     NESTING,
@@ -29,6 +35,9 @@ from trackstack.testing.base import (
 from trackstack.testing.readers import RunReader
 
 __all__ = ["RunChecks"]
+
+LONG_LIST = 130
+UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
 
 
 def instant(value: datetime | None, what: str) -> float:
@@ -121,7 +130,7 @@ class RunChecks(SuiteBase):
 
     def test_unknown_run_id(self, tracker: BaseExperimentTracker) -> None:
         with pytest.raises(RunNotFoundError):
-            tracker.get_run("0123456789abcdef0123456789abcdef")
+            tracker.get_run(UNKNOWN_ID)
 
     # -- several runs at once ----------------------------------------------------------
 
@@ -184,23 +193,39 @@ class RunChecks(SuiteBase):
         parent = tracker.start_run(experiment="resumed", run_name="parent")
         parent.end()
         with tracker.start_run(
-            experiment="resumed", run_name="first", tags={"before": "resume"}, parent=parent
+            experiment="resumed",
+            run_name="first",
+            tags={"before": "resume", "kept": "yes"},
+            parent=parent,
         ) as run:
             run.log_params({"lr": 0.1})
             run.log_metrics({"loss": 1.0}, step=0)
             run.log_metrics({"loss": 0.9}, step=7)
             run.log_metrics({"loss": 0.95}, step=3)  # the last point is not the highest step
         first = tracker.get_run(run.id)
-        with tracker.start_run(run_id=run.id, tags={"after": "resume"}) as again:
+        resumed = {"after": "resume", "before": "overwritten"}
+        with tracker.start_run(run_id=run.id, tags=resumed) as again:
             assert again.id == run.id
             assert again.experiment == "resumed"
             for record in self.both(tracker, reader, run.id):
                 assert record.status is RunStatus.RUNNING, (
                     f"broken promise: {RESUME}; a resumed run reads {record.status.value}"
                 )
-            again.log_params({"lr": 0.1, "epochs": 3})
-            with pytest.raises(ParamConflictError, match="'lr'"):
+            # The backend may keep the old end (MLflow does); a record of a running run has none.
+            ended = tracker.get_run(run.id).end_time
+            assert ended is None, f"broken promise: {RESUME}; a resumed run still ends at {ended}"
+            # Before anything else: the params come from the backend, not from this session.
+            try:
                 again.log_params({"lr": 0.5})
+            except ParamConflictError:
+                pass
+            else:
+                raise AssertionError(
+                    f"broken promise: {RESUME}; after resuming, logging param 'lr' again with "
+                    "another value did not raise ParamConflictError: the resumed run did not "
+                    "know its params (backend_resume_state)"
+                )
+            again.log_params({"lr": 0.1, "epochs": 3})
             again.log_metrics({"loss": 0.8})
         for record in self.both(tracker, reader, run.id):
             seen = (
@@ -212,18 +237,37 @@ class RunChecks(SuiteBase):
             assert record.params == {"lr": "0.1", "epochs": "3"}, (
                 f"broken promise: {RESUME}; {seen}"
             )
-            assert {"before": "resume", "after": "resume"}.items() <= record.tags.items(), (
-                f"broken promise: {RESUME}; {seen}"
+            assert resumed.items() <= record.tags.items(), (
+                f"broken promise: {RESUME} (tags given on resume are set); {seen}"
+            )
+            assert record.tags.get("kept") == "yes", (
+                f"broken promise: {RESUME} (tags not given on resume stay); {seen}"
             )
             assert record.name == "first", f"broken promise: {RESUME}; {seen}"
             start, was = instant(record.start_time, "start"), instant(first.start_time, "start")
             assert abs(start - was) <= tracker.capabilities.run_time_resolution, (
                 f"broken promise: {RESUME}; started at {was}, after resuming {start}"
             )
-            assert_points(
-                points(record, "loss"), [(0, 1.0), (7, 0.9), (3, 0.95), (8, 0.8)],
-                where="the resumed run's next step is one past its highest: ",
-            )  # fmt: skip
+            stored = points(record, "loss")
+            assert_points(stored[:3], [(0, 1.0), (7, 0.9), (3, 0.95)])
+            assert stored[3:] == [(8, 0.8)], (
+                f"broken promise: {RESUME}; the next step after resuming must follow the "
+                f"highest step logged (7), not the last one (3): stored {stored[3:]}"
+            )
+
+    def test_a_run_resumed_without_points_starts_at_step_zero(
+        self, tracker: BaseExperimentTracker, reader: RunReader
+    ) -> None:
+        self.require(tracker, "resume")
+        with tracker.start_run(experiment="resumed") as run:
+            run.log_params({"empty": True})
+        with tracker.start_run(run_id=run.id) as again:
+            again.log_metrics({"first": 1.0})
+        for record in self.both(tracker, reader, run.id):
+            assert points(record, "first") == [(0, 1.0)], (
+                f"broken promise: {RESUME}; a run that had no points goes on at step 0, "
+                f"stored {points(record, 'first')}"
+            )
 
     def test_nested_runs_even_under_an_ended_parent(
         self, tracker: BaseExperimentTracker, reader: RunReader
@@ -234,7 +278,13 @@ class RunChecks(SuiteBase):
             tracker.start_run(experiment="nesting", parent=parent) as child,
         ):
             child.log_metrics({"m": 1.0})
-        with tracker.start_run(experiment="nesting", parent=parent.id) as late:
+        try:
+            late = tracker.start_run(experiment="nesting", parent=parent.id)
+        except TrackstackError as error:
+            raise AssertionError(
+                f"broken promise: {NESTING}; starting a run under the ended parent raised {error!r}"
+            ) from error
+        with late:
             late.log_metrics({"m": 2.0})
         for run_id in (child.id, late.id):
             for record in self.both(tracker, reader, run_id):
@@ -243,7 +293,72 @@ class RunChecks(SuiteBase):
                 )
         assert tracker.get_run(parent.id).parent_id is None
 
+    def test_a_parent_that_does_not_exist_is_refused(self, tracker: BaseExperimentTracker) -> None:
+        self.require(tracker, "nested_runs")
+        experiment = f"orphans-{uuid.uuid4().hex[:8]}"
+        with tracker.start_run(experiment=experiment) as real:
+            real.log_params({"real": True})
+        try:
+            orphan = tracker.start_run(
+                experiment=experiment, parent="0123456789abcdef0123456789abcdef"
+            )
+        except RunNotFoundError:
+            pass
+        else:
+            orphan.end()
+            raise AssertionError(
+                f"broken promise: {NESTING}; a run started under a parent that does not exist "
+                "(backend_check_run must raise RunNotFoundError)"
+            )
+        listed = [record.id for record in tracker.list_runs(experiment=experiment)]
+        assert listed == [real.id], f"broken promise: {NESTING}; a refused start left {listed}"
+
+    def test_a_name_the_backend_chose_is_the_runs_name(
+        self, tracker: BaseExperimentTracker, reader: RunReader
+    ) -> None:
+        with tracker.start_run() as run:
+            run.log_metrics({"m": 1.0})
+        for record in self.both(tracker, reader, run.id):
+            assert record.name == run.name, (
+                f"broken promise: {EXACT}; run.name is {run.name!r} but the backend holds "
+                f"{record.name!r} (StartedRun.name is the name the backend chose)"
+            )
+
     # -- listing and comparing ---------------------------------------------------------
+
+    def test_listed_runs_read_as_they_read_one_by_one(self, tracker: BaseExperimentTracker) -> None:
+        experiment = f"listed-whole-{uuid.uuid4().hex[:8]}"
+        ids = []
+        for index in range(3):
+            with tracker.start_run(experiment=experiment, tags={"i": index}) as run:
+                run.log_params({"index": index})
+                run.log_metrics({"loss": 1.0 / (index + 1)}, step=0)
+                run.log_metrics({"loss": 0.5 / (index + 1)}, step=1)
+            ids.append(run.id)
+        for listed in tracker.list_runs(experiment=experiment):
+            alone = tracker.get_run(listed.id)
+            for field in ("name", "experiment", "status", "params", "tags", "parent_id"):
+                assert getattr(listed, field) == getattr(alone, field), (
+                    f"broken promise: {LISTING}; run {listed.id} lists {field} "
+                    f"{getattr(listed, field)!r}, get_run reads {getattr(alone, field)!r}"
+                )
+            assert listed.final_metrics() == alone.final_metrics(), (
+                f"broken promise: {LISTING}; run {listed.id} lists metrics "
+                f"{listed.final_metrics()}, get_run reads {alone.final_metrics()}"
+            )
+
+    def test_list_runs_returns_every_run_of_a_long_list(
+        self, tracker: BaseExperimentTracker
+    ) -> None:
+        """More runs than one page of a backend's listing (100 in many APIs)."""
+        experiment = f"long-list-{uuid.uuid4().hex[:8]}"
+        ids = [tracker.start_run(experiment=experiment) for _ in range(LONG_LIST)]
+        for run in ids:
+            run.end()
+        listed = [record.id for record in tracker.list_runs(experiment=experiment)]
+        assert sorted(listed) == sorted(run.id for run in ids), (
+            f"broken promise: {LISTING}; {LONG_LIST} runs started, list_runs gave {len(listed)}"
+        )
 
     def test_list_runs_newest_first_across_experiments_nested_included(
         self, tracker: BaseExperimentTracker

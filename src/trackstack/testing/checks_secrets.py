@@ -2,8 +2,11 @@
 
 The suite does not trust the configured secrets to exist: it builds trackers
 whose secret fields hold canaries of its own, uses them as a program would,
-and looks for the canaries in reprs, logs, step metadata, urls, errors (with
-their tracebacks), run data read back both ways, and the journal's files.
+and looks for the canaries, as they are, in base64 and as basic auth's
+``user:password`` pairs, in reprs, logs, warnings, standard output and error,
+step metadata, urls, errors (with their tracebacks), run data read back both
+ways, the tracker's files (store and journal), the environment, and what the
+processes it started expose in ``/proc``.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import traceback
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,9 +28,12 @@ from trackstack.errors import RunNotFoundError, TrackstackError
 from trackstack.experiment_trackers import BaseExperimentTracker, StepRunInfo
 from trackstack.secrets import secret_field_names
 from trackstack.testing.base import SECRETS, SuiteBase
+from trackstack.testing.leaks import descendants, process_texts, revealed
 from trackstack.testing.readers import RunReader
 
 __all__ = ["SecretChecks", "canaried_trackers"]
+
+_LARGEST_FILE = 64 << 20
 
 
 def canaried_trackers(
@@ -63,6 +70,20 @@ def canaried_trackers(
 
 def _error_text(error: BaseException) -> str:
     return "".join(traceback.format_exception(error)) + repr(error)
+
+
+def _kept(tracker: BaseExperimentTracker) -> Iterator[str]:
+    """What the tracker left behind on this machine: its files (store, journal), the
+    environment, and what any process it started can read of its own."""
+    for own in tracker.protected_paths():
+        files = own.rglob("*") if own.is_dir() else [own]
+        for path in files:
+            if path.is_file() and path.stat().st_size <= _LARGEST_FILE:
+                yield f"{path}: " + path.read_bytes().decode("utf-8", errors="replace")
+    yield f"os.environ: {dict(os.environ)}"
+    if Path("/proc").is_dir():
+        for pid in descendants():
+            yield f"process {pid}: " + process_texts(pid).decode("utf-8", errors="replace")
 
 
 def _shown(tracker: BaseExperimentTracker, reader: RunReader, tmp_path: Path) -> Iterator[str]:
@@ -119,6 +140,7 @@ class SecretChecks(SuiteBase):
         reader: RunReader,
         tmp_path: Path,
         caplog: pytest.LogCaptureFixture,
+        capfd: pytest.CaptureFixture[str],
     ) -> None:
         fields = sorted(secret_field_names(type(tracker.config)))
         if not fields:
@@ -143,10 +165,32 @@ class SecretChecks(SuiteBase):
         )
         caplog.set_level(logging.DEBUG)
         leaks: list[str] = []
-        for checked, secrets in [(tracker, configured), *copies]:
-            for index, text in enumerate(_shown(checked, reader, tmp_path)):
-                leaks += [f"place {index}: ...{text[:200]}..." for s in secrets if s in text]
-        every = [*configured, *(value for _, values in copies for value in values)]
-        leaks += [f"a log record: {r.getMessage()[:200]}" for r in caplog.records
-                  if any(s in r.getMessage() for s in every)]  # fmt: skip
+        canaries = [value for _, values in copies for value in values]
+        every = [*configured, *canaries]
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            for checked, _ in [(tracker, configured), *copies]:
+                leaks += _leaks(_shown(checked, reader, tmp_path), every)
+                # Only the suite's canaries in what is kept: a configured secret read through
+                # ${VAR} is in the environment by the user's own doing.
+                leaks += _leaks(_kept(checked), canaries)
+        output = capfd.readouterr()
+        texts = [
+            *(f"a log record: {r.getMessage()}" for r in caplog.records),
+            *(f"a warning: {w.message}" for w in warned),
+            f"standard output: {output.out}",
+            f"standard error: {output.err}",
+        ]
+        leaks += _leaks(texts, every)
         assert not leaks, f"broken promise: {SECRETS}; found in {len(leaks)} place(s): {leaks[:3]}"
+
+
+def _leaks(texts: Iterable[str], secrets: list[str]) -> list[str]:
+    """Where in ``texts`` a secret shows: the start of the text, and around the secret."""
+    found = []
+    for text in texts:
+        secret = revealed(text, secrets)
+        if secret is not None:
+            at = max(text.find(secret), 0)
+            found.append(f"{text[:60]!r} ... {text[max(0, at - 60) : at + 100]!r}")
+    return found

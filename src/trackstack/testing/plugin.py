@@ -39,10 +39,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("--trackstack-config", None):
-        scratch = Path(tempfile.mkdtemp(prefix="trackstack-conformance-"))
-        os.environ[SCRATCH] = str(scratch)
-        os.environ["TRACKSTACK_JOURNAL"] = str(scratch / "journal")
+    path = config.getoption("--trackstack-config", None)
+    if not path:
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="trackstack-conformance-"))
+    os.environ[SCRATCH] = str(scratch)
+    os.environ["TRACKSTACK_JOURNAL"] = str(scratch / "journal")
+    from trackstack.config import load_tracker
+    from trackstack.errors import TrackstackError
+
+    try:  # a broken file is one error, not one per test
+        load_tracker(path)
+    except TrackstackError as error:
+        raise pytest.UsageError(f"--trackstack-config {path}: {error}") from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -1,11 +1,20 @@
-"""Where a secret could leak from a training process, read as an attacker would read it."""
+"""Where a secret could leak from a training process, read as an attacker would read it.
+
+Used by the conformance suite's secret check, and by tests of an adapter's own.
+"""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from trackstack.secrets import exception_chain
+
+__all__ = ["descendants", "process_texts", "revealed", "traceback_locals"]
 
 
 def descendants(parent: int | None = None) -> list[int]:
@@ -36,14 +45,8 @@ def process_texts(pid: int) -> bytes:
 
 def traceback_locals(error: BaseException) -> Iterator[str]:
     """The repr of every local of every frame in ``error``'s tracebacks and causes."""
-    seen: set[int] = set()
-    chain: list[BaseException | None] = [error]
-    while chain:
-        current = chain.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        tb = current.__traceback__
+    for linked in exception_chain(error):
+        tb = linked.__traceback__
         while tb is not None:
             for name, value in tb.tb_frame.f_locals.items():
                 try:
@@ -51,4 +54,30 @@ def traceback_locals(error: BaseException) -> Iterator[str]:
                 except Exception:  # a value whose repr fails holds nothing we could read
                     continue
             tb = tb.tb_next
-        chain += [current.__cause__, current.__context__]
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
+_DECODED_UP_TO = 1 << 20
+"""Texts longer than this (a store's files) are searched as they are, not decoded."""
+
+
+def revealed(text: str, secrets: Iterable[str]) -> str | None:
+    """The first of ``secrets`` that ``text`` shows, as it is or inside base64 (an HTTP
+    basic-auth header, say), else None."""
+    chosen = [secret for secret in secrets if secret]
+    for secret in chosen:
+        if secret in text:
+            return secret
+    if len(text) > _DECODED_UP_TO:
+        return None
+    for found in _BASE64.finditer(text):
+        chunk = found.group()
+        for decode in (base64.b64decode, base64.urlsafe_b64decode):
+            try:
+                plain = decode(chunk + "=" * (-len(chunk) % 4)).decode("utf-8", "replace")
+            except ValueError:  # binascii.Error: not base64 after all
+                continue
+            for secret in chosen:
+                if secret in plain:
+                    return secret
+    return None

@@ -17,6 +17,11 @@ def install(session: nox.Session, *groups: str, extra: str = "none") -> None:
     session.install("." if extra == "none" else f".[{extra}]")
 
 
+# What depends on which extras are installed; the rest of the core's tests run in the
+# sessions "none" (the core alone) and "all" (every extra beside it).
+EXTRA_AWARE = ["tests/test_extras.py", "tests/test_import.py", "tests/test_registry.py"]
+
+
 @nox.session
 @nox.parametrize("extra", EXTRAS)
 def tests(session: nox.Session, extra: str) -> None:
@@ -28,6 +33,8 @@ def tests(session: nox.Session, extra: str) -> None:
         # Each adapter's suite runs in its own session; this one checks that the
         # extras install together and that every flavor is then available.
         arguments += ["--ignore=tests/mlflow", "--ignore=tests/wandb"]
+    elif extra != "none":
+        arguments += [f"tests/{extra}", *EXTRA_AWARE]
     session.run("pytest", *arguments, *session.posargs)
 
 

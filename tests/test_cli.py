@@ -115,7 +115,7 @@ def test_an_unknown_flavor_is_one_line_on_stderr_and_exit_1() -> None:
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith("Error: unknown flavor 'nope'")
-    assert "pip install" in line
+    assert "`trackstack flavors` lists what is here" in line
 
 
 # -- config --------------------------------------------------------------------------------

@@ -96,7 +96,8 @@ def test_unset_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_unknown_flavor_lists_the_installed_ones() -> None:
     with pytest.raises(
-        FlavorNotFoundError, match=r"unknown flavor 'mlflw'; installed flavors: .*local"
+        FlavorNotFoundError,
+        match=r"unknown flavor 'mlflw' \(did you mean 'mlflow'\?\); installed flavors: .*local",
     ):
         trackstack.load_tracker({"flavor": "mlflw"})
 

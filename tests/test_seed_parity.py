@@ -65,15 +65,18 @@ def test_tracker_signature_and_bases() -> None:
     assert issubclass(BaseExperimentTracker, StackComponent)
     assert ABC in BaseExperimentTracker.__mro__
     assert inspect.isabstract(BaseExperimentTracker)
-    params = inspect.signature(StackComponent.__init__).parameters
-    assert list(params) == SEED_INIT
-    defaults = {n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty}
-    assert defaults == {
-        "labels": None,
-        "connector_requirements": None,
-        "connector": None,
-        "connector_resource_id": None,
-    }
+    for cls in (StackComponent, BaseExperimentTracker):
+        params = inspect.signature(cls.__init__).parameters
+        assert list(params) == SEED_INIT, cls
+        defaults = {
+            n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty
+        }
+        assert defaults == {
+            "labels": None,
+            "connector_requirements": None,
+            "connector": None,
+            "connector_resource_id": None,
+        }
     config_property = BaseExperimentTracker.__dict__["config"]
     assert isinstance(config_property, property)
 

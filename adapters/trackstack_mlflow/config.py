@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from trackstack.experiment_trackers import BaseExperimentTrackerConfig, Tags
+from trackstack.stack import resolve_path
 
 __all__ = ["MLFlowExperimentTrackerConfig", "MLFlowExperimentTrackerSettings"]
 
@@ -31,8 +40,12 @@ class MLFlowExperimentTrackerConfig(BaseExperimentTrackerConfig):
     needs a password, and a token replaces both.
     """
 
+    environment_prefix: ClassVar[str] = "MLFLOW_"
+
     tracking_uri: str = Field(default_factory=default_tracking_uri)
-    """An ``http(s)://`` server or a database URI; relative SQLite paths are made absolute."""
+    """An ``http(s)://`` server or a database URI. Default: ``$MLFLOW_TRACKING_URI``, else
+    ``mlflow.db`` in the working directory. A relative SQLite path is made absolute, against
+    the config file's folder."""
     experiment_name: str | None = None
     """The experiment of runs started without one; else the pipeline's name, else "Default"."""
     tracking_username: SecretStr | None = None
@@ -55,11 +68,11 @@ class MLFlowExperimentTrackerConfig(BaseExperimentTrackerConfig):
 
     @field_validator("tracking_uri")
     @classmethod
-    def _absolute_sqlite(cls, uri: str) -> str:
+    def _absolute_sqlite(cls, uri: str, info: ValidationInfo) -> str:
         if uri.startswith(_SQLITE) and not uri.startswith(f"{_SQLITE}/"):
             path = uri.removeprefix(_SQLITE)
             if path and path != ":memory:":
-                return f"{_SQLITE}{Path(path).resolve()}"
+                return f"{_SQLITE}{resolve_path(Path(path), info)}"
         return uri
 
     @model_validator(mode="after")

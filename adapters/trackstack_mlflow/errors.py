@@ -22,8 +22,31 @@ _AUTH_CODES = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
 # MLflow's REST client wraps connection failures, timeouts and 5xx/429 answers
 # that are not JSON in a plain MlflowException: only the message tells.
 _UNREACHABLE = re.compile(
-    r"API request to .* failed with (exception|timeout exception|error code (5\d\d|429))"
+    r"API request to (?P<server>[a-z]+://[^/\s]+)\S* failed with "
+    r"(?P<how>exception|timeout exception|error code (?P<code>5\d\d|429))"
 )
+
+
+def _unreachable(found: re.Match[str], message: str, where: str) -> BackendUnavailableError:
+    """One line a person can act on instead of urllib3's "Max retries exceeded" paragraph."""
+    server = found["server"]
+    if found["code"]:
+        return BackendUnavailableError(
+            f"the MLflow server at {server} answered HTTP {found['code']} while trying to "
+            f"{where}: it is overloaded or failing; trackstack retries"
+        )
+    if "timeout" in found["how"] or "timed out" in message.lower():
+        reason = "it did not answer in time"
+    elif "refused" in message.lower():
+        reason = "connection refused"
+    elif "name or service not known" in message.lower() or "resolution" in message.lower():
+        reason = "its host name does not resolve"
+    else:
+        reason = "the connection failed"
+    return BackendUnavailableError(
+        f"cannot reach the MLflow server at {server} ({reason}) to {where}: is it running, "
+        "and is tracking_uri right?"
+    )
 
 
 def translate(exc: Exception, where: str) -> TrackstackError:
@@ -42,8 +65,10 @@ def translate(exc: Exception, where: str) -> TrackstackError:
             "tracking_username and tracking_password, or tracking_token, in the mlflow config"
         )
     answered_busy = isinstance(exc, RestException) and (status == 429 or status >= 500)
-    if answered_busy or _UNREACHABLE.match(message):
+    if answered_busy:
         return BackendUnavailableError(f"MLflow could not {where}: {message}")
+    if found := _UNREACHABLE.match(message):
+        return _unreachable(found, message, where)
     if code == "RESOURCE_DOES_NOT_EXIST":
         return RunNotFoundError(f"MLflow could not {where}: {message}")
     if "Changing param values is not allowed" in message:

@@ -163,6 +163,13 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
             self._client = import_mlflow().MlflowClient(tracking_uri=self.config.tracking_uri)
         return self._client
 
+    def missing_store(self) -> str | None:
+        uri = self.config.tracking_uri
+        path = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None
+        if path is None and "://" not in uri:
+            path = uri  # a file store given as a path
+        return None if path is None or Path(path).exists() else path
+
     def protected_paths(self) -> list[Path]:
         own = super().protected_paths()
         uri = self.config.tracking_uri

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from trackstack.experiment_trackers import BaseExperimentTrackerConfig, Tags
+from trackstack.stack import resolve_path
 
 __all__ = ["WandbExperimentTrackerConfig", "WandbExperimentTrackerSettings"]
 
@@ -27,6 +28,8 @@ class WandbExperimentTrackerConfig(BaseExperimentTrackerConfig):
     accepts every call and writes nothing.
     """
 
+    environment_prefix: ClassVar[str] = "WANDB_"
+
     api_key: SecretStr | None = None
     """W&B API key; online mode needs it, here or as wandb's own ``WANDB_API_KEY``."""
     entity: str | None = None
@@ -38,7 +41,9 @@ class WandbExperimentTrackerConfig(BaseExperimentTrackerConfig):
     base_url: str | None = None
     """A self-hosted W&B server, e.g. ``https://wandb.example.com``; None: W&B's cloud."""
     dir: Path = Field(default_factory=default_dir)
-    """The folder whose ``wandb/`` subfolder holds the run files; made absolute."""
+    """The folder whose ``wandb/`` subfolder holds the run files. Default: ``$WANDB_DIR``,
+    else the working directory. A relative path is made absolute, against the config
+    file's folder."""
     init_timeout: float = Field(default=15.0, gt=0)
     """Seconds to wait for W&B to start a run (wandb alone waits 90)."""
     fallback_to_offline: bool = False
@@ -48,8 +53,8 @@ class WandbExperimentTrackerConfig(BaseExperimentTrackerConfig):
 
     @field_validator("dir")
     @classmethod
-    def _absolute(cls, path: Path) -> Path:
-        return path.expanduser().resolve()
+    def _absolute(cls, path: Path, info: ValidationInfo) -> Path:
+        return resolve_path(path, info)
 
     @field_validator("base_url")
     @classmethod

@@ -243,6 +243,10 @@ class WandbExperimentTracker(BaseExperimentTracker):
             + (" (mode is disabled: nothing is written)" if self.config.mode == "disabled" else "")
         )
 
+    def missing_store(self) -> str | None:
+        folder = self.config.dir / "wandb"
+        return str(folder) if self.config.mode == "offline" and not folder.is_dir() else None
+
     def backend_flush(self, run_id: str) -> None:
         live = self._live_run(run_id)
         if live.log is not None:

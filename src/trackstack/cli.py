@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import difflib
 import io
 import json
 import re
+import shutil
 import sys
+import textwrap
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,9 +44,25 @@ _config_option = click.option("--config", "config_file", metavar="FILE", help=CO
 
 
 def _console() -> Console:
-    console = Console(highlight=False)
+    # No markup: names, params and hints hold brackets ("trackstack[mlflow]") to print as is.
+    console = Console(highlight=False, markup=False)
     # Piped output has no width to fit: keep table rows whole rather than 80 columns.
-    return console if console.is_terminal else Console(highlight=False, width=160)
+    return console if console.is_terminal else Console(highlight=False, markup=False, width=200)
+
+
+class _Group(click.Group):
+    """A command group that answers a mistyped command with the closest one."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            known = ", ".join(self.list_commands(ctx))
+            ctx.fail(f"No such command {name!r}.{hint} Commands: {known}.")
+        return super().resolve_command(ctx, args)
 
 
 def _type_name(annotation: Any) -> str:
@@ -80,29 +101,37 @@ def _tracker(config: str | None) -> Any:
     return load_tracker(config)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+)
 @click.version_option(package_name="trackstack", prog_name="trackstack")
 def main() -> None:
     """One experiment-tracking API in front of MLflow, Weights & Biases and a local store.
 
     \b
     trackstack flavors                     backends you can use, and how to install them
+    trackstack flavors show mlflow         a flavor's config fields, defaults and secrets
     trackstack config init mlflow          write a starter trackstack.yaml
     trackstack config validate FILE        report every problem of a config file
+    trackstack config show                 the config in effect: which file, what it sets
     trackstack runs list                   runs of the configured tracker, newest first
+    trackstack runs show RUN_ID            one run: times, params, tags, metrics, artifacts
     trackstack runs compare ID ID          params and final metrics side by side
     trackstack sync                        deliver what waits in run journals
+
+    Runs commands read the config that `trackstack config show` names, or --config FILE.
     """
 
 
 # -- flavors ---------------------------------------------------------------------------
 
 
-@main.group(invoke_without_command=True)
+@main.group(cls=_Group, invoke_without_command=True)
 @_json_option
 @click.pass_context
 def flavors(context: click.Context, as_json: bool) -> None:
-    """List every installed flavor: where it comes from and whether it can be used."""
+    """Installed flavors, where from, and how to install a missing one."""
     if context.invoked_subcommand is not None:
         return
     from trackstack.registry import list_flavors
@@ -123,7 +152,10 @@ def flavors(context: click.Context, as_json: bool) -> None:
 @click.argument("name")
 @_json_option
 def flavors_show(name: str, as_json: bool) -> None:
-    """Show the config fields of flavor NAME; --json prints its JSON schema."""
+    """The config fields of flavor NAME.
+
+    --json prints the config's JSON schema.
+    """
     from trackstack.registry import get_flavor
     from trackstack.secrets import secret_field_names
 
@@ -133,46 +165,124 @@ def flavors_show(name: str, as_json: bool) -> None:
         _echo_json(model.model_json_schema())
         return
     secrets = secret_field_names(model)
-    table = Table("field", "type", "default", "secret", "meaning", title=f"flavor {name}")
+    # A field a paragraph: a table of five columns is unreadable at 80 columns.
+    width = min(shutil.get_terminal_size().columns, 100) - 6
+    lines = [f"config fields of flavor {name} (`trackstack config init {name}` writes them):"]
     for field, info in model.model_fields.items():
-        default = "(computed)" if info.default_factory else repr(info.default)
-        table.add_row(
-            field,
-            _type_name(info.annotation),
-            default,
-            "yes" if field in secrets else "",
-            info.description or "",
-        )
-    _console().print(table)
+        secret = ", a secret: read it through ${VAR}" if field in secrets else ""
+        lines.append("")
+        lines.append(f"  {field}: {_type_name(info.annotation)}{secret}")
+        lines.append(f"      default: {_default_text(info)}")
+        lines += textwrap.wrap(
+            _plain(info.description or ""), width, initial_indent="      ",
+            subsequent_indent="      ",
+        )  # fmt: skip
+    click.echo("\n".join(lines))
+
+
+def _plain(text: str) -> str:
+    """A docstring's text for a terminal: RST's ``literal`` quoting as `literal`, one line."""
+    return " ".join(text.replace("``", "`").split())
+
+
+def _default_text(info: Any) -> str:
+    """A field's default as it would be written in the config file (YAML): a computed
+    one (from the environment or the working directory) as it comes out here."""
+    value = info.get_default(call_default_factory=True)
+    if isinstance(value, Path | str):
+        return str(value)
+    return json.dumps(value, default=str)  # None as null, True as true, {} as {}
 
 
 # -- config ----------------------------------------------------------------------------
 
 
-@main.group()
+@main.group(cls=_Group)
 def config() -> None:
     """Check a config file, or write a starter one."""
 
 
 @config.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--connect",
+    is_flag=True,
+    help="Also reach the backend: report its answer, credentials and time.",
+)
 @_json_option
-def config_validate(file: Path, as_json: bool) -> None:
-    """Load FILE as load_tracker would and report every problem at once."""
+def config_validate(file: Path, connect: bool, as_json: bool) -> None:
+    """Report every problem of config FILE at once.
+
+    FILE is loaded as load_tracker would load it; --connect also reaches the backend.
+    """
     from trackstack.config import check_config
 
     errors, warnings = check_config(file)
+    reached = _reach(file) if connect and not errors else None
+    if reached is not None and not reached["ok"]:
+        errors.append(reached["said"])
     if as_json:
-        _echo_json({"file": str(file), "valid": not errors, "errors": errors, "warnings": warnings})
+        _echo_json(
+            {"file": str(file), "valid": not errors, "errors": errors, "warnings": warnings}
+            | ({"connect": reached} if reached is not None else {})
+        )
     else:
         for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(f"Warning: {warning}", err=True)
         for error in errors:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"Error: {error}", err=True)
         if not errors:
             click.echo(f"{file}: valid")
+        if reached is not None and reached["ok"]:
+            click.echo(reached["said"])
     if errors:
         sys.exit(1)
+
+
+def _reach(file: Path) -> dict[str, Any]:
+    """Whether the tracker FILE describes reaches its backend: what it said, how fast."""
+    from trackstack.errors import AuthenticationError
+
+    try:
+        tracker = _tracker(str(file))
+        missing = tracker.missing_store()
+        if missing is not None:
+            said = f"the {tracker.flavor} store at {missing} does not exist yet: a run creates it"
+            return {"ok": True, "said": said, "seconds": None}
+        started = time.perf_counter()
+        tracker.list_runs(limit=1)
+        seconds = time.perf_counter() - started
+    except AuthenticationError as exc:
+        return {"ok": False, "said": f"the backend refused the credentials: {exc}", "seconds": None}
+    except TrackstackError as exc:
+        return {"ok": False, "said": f"cannot use the backend: {exc}", "seconds": None}
+    said = f"reached the {tracker.flavor} backend and read its runs in {seconds * 1000:.0f} ms"
+    return {"ok": True, "said": said, "seconds": seconds}
+
+
+@config.command("show")
+@_config_option
+@_json_option
+def config_show(config_file: str | None, as_json: bool) -> None:
+    """The config in effect: its file, flavor and fields.
+
+    Secrets are masked, and a value read through ${VAR} is shown as that reference.
+    """
+    from trackstack.config import describe_config
+
+    with _failures():
+        shown = describe_config(config_file)
+    if as_json:
+        _echo_json(shown)
+        return
+    console = _console()
+    console.print(f"config: {shown['source']}")
+    console.print(f"flavor: {shown['flavor']}   name: {shown['name']}   log_on: {shown['log_on']}")
+    console.print(f"run journals: {shown['journal']}")
+    table = Table("field", "value", "from")
+    for field, entry in shown["config"].items():
+        table.add_row(field, entry["value"], entry["from"])
+    console.print(table)
 
 
 @config.command("init")
@@ -189,7 +299,7 @@ def config_validate(file: Path, as_json: bool) -> None:
 def config_init(flavor: str, output: Path, force: bool) -> None:
     """Write a commented starter config file for FLAVOR."""
     from trackstack.registry import get_flavor
-    from trackstack.secrets import secret_field_names
+    from trackstack.secrets import secret_field_names, secret_variable
 
     with _failures():
         model = get_flavor(flavor).config_class
@@ -205,16 +315,15 @@ def config_init(flavor: str, output: Path, force: bool) -> None:
         "  config:",
     ]
     for field, info in model.model_fields.items():
-        if info.description:
-            lines.append(f"    # {info.description}")
+        described = textwrap.wrap(_plain(info.description or ""), 88)
+        lines += [f"    # {line}" for line in described]
         if field in secrets:
+            variable = secret_variable(model, field, prefix=f"{flavor}_")
             lines.append(
-                f"    # {field}: ${{{field.upper()}}}   # a secret: read it from the environment"
+                f"    # {field}: ${{{variable}}}   # a secret: read it from the environment"
             )
-        elif info.default_factory is None and info.default is not None:
-            lines.append(f"    # {field}: {json.dumps(info.default, default=str)}")
         else:
-            lines.append(f"    # {field}:")
+            lines.append(f"    # {field}: {_default_text(info)}")
     output.write_text("\n".join(lines) + "\n")
     click.echo(f"wrote {output}")
 
@@ -227,19 +336,85 @@ def _format_option(command: _F) -> _F:
     return _json_option(command)
 
 
-@main.group()
+@main.group(cls=_Group)
 def runs() -> None:
     """Read runs back and compare them, whatever the backend."""
+
+
+def _reading_tracker(config: str | None) -> Any:
+    """The configured tracker, for a command that only reads: never one whose store it would
+    create (a wrong --config or path would otherwise show an empty, new store)."""
+    tracker = _tracker(config)
+    missing = tracker.missing_store()
+    if missing is not None:
+        where = f"--config {config}" if config else "the config `trackstack config show` names"
+        raise TrackstackError(
+            f"there is no {tracker.flavor} store at {missing}: nothing has been logged there. "
+            f"Check {where} (relative paths in a file resolve against the file's folder)"
+        )
+    return tracker
+
+
+def _tag_filter(pairs: tuple[str, ...]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--tag")
+        tags[key] = value
+    return tags
 
 
 @runs.command("list")
 @_config_option
 @click.option("--experiment", "-e", help="Only the runs of this experiment (W&B: project).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["RUNNING", "FINISHED", "FAILED", "KILLED"], case_sensitive=False),
+    help="Only runs with this status (repeat for several).",
+)
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only runs with this tag.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many runs.")
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="NAME",
+    help="Add a column with this metric's final value (repeat for several).",
+)
+@click.option("--sort", metavar="METRIC", help="Order by this metric's final value, lowest first.")
+@click.option("--reverse", is_flag=True, help="Reverse the order (with --sort: highest first).")
 @_format_option
-def runs_list(config_file: str | None, experiment: str | None, as_json: bool, as_csv: bool) -> None:
+def runs_list(
+    config_file: str | None,
+    experiment: str | None,
+    statuses: tuple[str, ...],
+    tags: tuple[str, ...],
+    limit: int | None,
+    metrics: tuple[str, ...],
+    sort: str | None,
+    reverse: bool,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
     """List runs of the configured tracker, newest first."""
+    wanted = _tag_filter(tags)
     with _failures():
-        records = _tracker(config_file).list_runs(experiment)
+        tracker = _reading_tracker(config_file)
+        records = tracker.list_runs(
+            experiment, status=statuses or None, tags=wanted, limit=None if sort else limit
+        )
+        if not records and experiment is not None:
+            _require_experiment(tracker, experiment)
+    if sort:
+        present = [r for r in records if sort in r.final_metrics()]
+        present.sort(key=lambda r: r.final_metrics()[sort], reverse=reverse)
+        records = present + [r for r in records if sort not in r.final_metrics()]
+        records = records[:limit] if limit else records
+    elif reverse:
+        records.reverse()
     rows = [
         {
             "id": r.id,
@@ -249,18 +424,33 @@ def runs_list(config_file: str | None, experiment: str | None, as_json: bool, as
             "start_time": r.start_time.isoformat() if r.start_time else None,
             "metrics": len(r.metrics),
             "params": len(r.params),
+            **{name: r.final_metrics().get(name) for name in metrics},
         }
         for r in records
     ]
+    columns = ["id", "name", "experiment", "status", "start_time", "metrics", "params", *metrics]
     if as_json:
         _echo_json(rows)
     elif as_csv:
-        _echo_csv(["id", "name", "experiment", "status", "start_time", "metrics", "params"], rows)
+        _echo_csv(columns, rows)
     else:
-        table = Table("id", "name", "experiment", "status", "started", "metrics", "params")
+        table = Table(*columns)
         for row in rows:
-            table.add_row(*(str(row[k]) if row[k] is not None else "" for k in row))
+            table.add_row(*(str(row[k]) if row[k] is not None else "" for k in columns))
         _console().print(table)
+
+
+def _require_experiment(tracker: Any, experiment: str) -> None:
+    """Raise, naming the experiments there are, when ``experiment`` is not one of them."""
+    known = sorted({record.experiment for record in tracker.list_runs()})
+    if experiment in known:
+        return
+    close = difflib.get_close_matches(experiment, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise TrackstackError(
+        f"no experiment {experiment!r} in this {tracker.flavor} store; {hint}"
+        f"experiments: {', '.join(known) or 'none yet'}"
+    )
 
 
 @runs.command("show")
@@ -268,15 +458,25 @@ def runs_list(config_file: str | None, experiment: str | None, as_json: bool, as
 @_config_option
 @_json_option
 def runs_show(run_id: str, config_file: str | None, as_json: bool) -> None:
-    """Show one run: status, params, tags, final metrics, artifacts."""
+    """One run: status, times, params, tags, metrics, artifacts."""
     with _failures():
-        record = _tracker(config_file).get_run(run_id)
+        record = _reading_tracker(config_file).get_run(run_id)
     if as_json:
         _echo_json(record.to_dict())
         return
     console = _console()
     console.print(f"run {record.id} ({record.name or 'unnamed'}) in {record.experiment}: "
                   f"{record.status.value}")  # fmt: skip
+    if record.parent_id:
+        console.print(f"parent: {record.parent_id}")
+    if record.start_time:
+        ended = record.end_time.isoformat(timespec="seconds") if record.end_time else "running"
+        until = record.end_time or datetime.now(UTC)
+        took = until - record.start_time
+        console.print(
+            f"started {record.start_time.isoformat(timespec='seconds')}, ended {ended} "
+            f"({'for ' if record.end_time is None else ''}{_duration(took.total_seconds())})"
+        )
     if record.url:
         console.print(f"url: {record.url}")
     for title, values in (
@@ -294,6 +494,12 @@ def runs_show(run_id: str, config_file: str | None, as_json: bool) -> None:
         console.print("artifacts: " + ", ".join(record.artifacts))
 
 
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(max(0, round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {rest:02d}s" if hours else f"{minutes}m {rest:02d}s"
+
+
 def _resolve_runs(references: Sequence[str], default_config: str | None) -> list[Any]:
     """Each ``RUN_ID`` or ``CONFIG_FILE:RUN_ID`` read back from its tracker."""
     trackers: dict[str | None, Any] = {}
@@ -304,7 +510,7 @@ def _resolve_runs(references: Sequence[str], default_config: str | None) -> list
             config_file, _, run_id = reference.rpartition(":")
             key = config_file or default_config
             if key not in trackers:
-                trackers[key] = _tracker(key)
+                trackers[key] = _reading_tracker(key)
             records.append(trackers[key].get_run(run_id))
             progress.advance(task)
     return records
@@ -326,7 +532,9 @@ def runs_compare(
     as_json: bool,
     as_csv: bool,
 ) -> None:
-    """Compare runs: params and final metrics side by side, differences marked.
+    """Params and final metrics of runs side by side.
+
+    Differences are marked.
 
     A RUN is a run id, or CONFIG_FILE:RUN_ID to read it from another tracker,
     so that runs of MLflow and W&B compare in one table.
@@ -351,7 +559,7 @@ def runs_compare(
         ]
         _echo_csv(["kind", "name", *ids], rows)
     else:
-        _console().print(str(comparison))
+        _console().print(comparison.table())
     if plot is not None and not as_json and not as_csv:
         click.echo(f"plot written to {plot}")
 
@@ -384,7 +592,11 @@ def _echo_csv(columns: list[str], rows: list[dict[str, Any]]) -> None:
 def sync(
     config_file: Path | None, journal: Path | None, outbox: Path | None, as_json: bool
 ) -> None:
-    """Deliver what waits in run journals; runs of dead processes end KILLED. Again: nothing."""
+    """Deliver run journals; runs of dead processes end KILLED.
+
+    Safe to run again, and beside a running program: what was delivered is not
+    sent twice, and journals still being written are left alone.
+    """
     from trackstack.delivery.sync import describe
     from trackstack.syncing import sync as deliver
 

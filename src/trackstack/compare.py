@@ -6,9 +6,12 @@ import io
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trackstack.records import RunRecord
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["RunComparison", "compare_runs"]
 
@@ -39,15 +42,20 @@ class RunComparison:
             "differing": list(self.differing),
         }
 
-    def __str__(self) -> str:
-        from rich.console import Console
+    def table(self) -> Table:
+        """The comparison as a rich ``Table``: a column per run, its name on top, then
+        a row each for its id, its experiment and its status, then params and metrics."""
         from rich.table import Table
 
         table = Table(caption="* differs between runs", caption_justify="left")
-        table.add_column("")
-        table.add_column("run name\nrun id")
-        for run in self.runs:
-            table.add_column(f"{run.name or '-'}\n{run.id}", overflow="fold")
+        table.add_column("", no_wrap=True)
+        table.add_column("", no_wrap=True)
+        for index, run in enumerate(self.runs, 1):
+            table.add_column(run.name or f"run {index}", overflow="fold")
+        blank = [""] * len(self.runs)
+        table.add_row("", "run id", *(run.id for run in self.runs))
+        table.add_row("", "experiment", *(run.experiment for run in self.runs))
+        table.add_row("", "status", *(run.status.value for run in self.runs), end_section=True)
         sections: list[tuple[str, dict[str, dict[str, Any]]]] = [
             ("param", self.params),
             ("metric", self.metrics),
@@ -56,9 +64,18 @@ class RunComparison:
             for name, values in rows.items():
                 cells = ["" if values[r.id] is None else str(values[r.id]) for r in self.runs]
                 marker = "*" if name in self.differing else ""
-                table.add_row(marker, f"{kind} {name}", *cells)
+                table.add_row(marker, f"{kind} {name}", *cells or blank)
+        return table
+
+    def __str__(self) -> str:
+        """The table as text, as wide as it needs to be (at least 80 columns)."""
+        from rich.console import Console
+
+        table = self.table()
+        measuring = Console(width=10_000, color_system=None, markup=False)
+        width = max(80, table.__rich_measure__(measuring, measuring.options).maximum)
         out = io.StringIO()
-        Console(file=out, width=max(100, 30 * (len(self.runs) + 1)), color_system=None).print(table)
+        Console(file=out, width=width, color_system=None, markup=False).print(table)
         return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 

@@ -12,6 +12,8 @@ The file names a flavor and its config::
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import re
 import tomllib
@@ -21,11 +23,12 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, SecretStr
 
-from trackstack.errors import ConfigError, FlavorNotFoundError, TrackstackError
+from trackstack.errors import ConfigError, FlavorNotFoundError, MissingExtraError, TrackstackError
 from trackstack.experiment_trackers import BaseExperimentTracker
 from trackstack.ranks import LOG_ON
 from trackstack.registry import get_flavor
 from trackstack.secrets import secret_field_names
+from trackstack.stack import Flavor
 
 __all__ = ["CONFIG_ENV_VAR", "DEFAULT_CONFIG_FILES", "check_config", "interpolate", "load_tracker"]
 
@@ -58,7 +61,7 @@ def load_tracker(
         return _build(source, "the config dict")
     if isinstance(source, str | os.PathLike):
         path = Path(source)
-        return _build(_read(path), str(path))
+        return _build(_read(path), str(path), path.absolute().parent)
     raise ConfigError(f"load_tracker takes a file path or a dict, got a {type(source).__name__}")
 
 
@@ -95,7 +98,10 @@ def _read(path: Path) -> Any:
             return tomllib.loads(text)
         return yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid: {exc}") from None
+        # YAML reads "{" of ${VAR} as a mapping inside a flow {...} or [...]: say so.
+        flow = isinstance(exc, yaml.YAMLError) and b"${" in data
+        hint = ' (quote a value holding ${VAR} in {...} or [...]: "${VAR}/x")' if flow else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid{hint}: {exc}") from None
     except RecursionError:
         raise ConfigError(
             f"config file {str(path)!r} nests deeper than its parser can follow; "
@@ -178,13 +184,14 @@ def _resolve(value: Any, where: str, problems: list[str] | None = None) -> Any:
     return value
 
 
-def _build(data: Any, origin: str) -> BaseExperimentTracker:
+def _build(data: Any, origin: str, config_dir: Path | None = None) -> BaseExperimentTracker:
+    """The tracker ``data`` describes; relative paths in it resolve against ``config_dir``."""
     spec = _spec(data, origin)
-    flavor = get_flavor(spec.flavor)
+    flavor = _flavor(spec.flavor, origin)
     config, from_env = _config_values(flavor.config_class, spec.config, origin)
     try:
         flavor.check_requirements()
-        built = flavor.validate_config(config, hidden=from_env)
+        built = flavor.validate_config(config, hidden=from_env, config_dir=config_dir)
         tracker = flavor.create(spec.name or flavor.name, config=built)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
@@ -192,6 +199,14 @@ def _build(data: Any, origin: str) -> BaseExperimentTracker:
         raise ConfigError(f"{origin}: flavor {spec.flavor!r} does not build an experiment tracker")
     tracker.log_on = spec.log_on
     return tracker
+
+
+def _flavor(name: str, origin: str) -> Flavor:
+    """``get_flavor``, its error naming where the flavor was asked for."""
+    try:
+        return get_flavor(name)
+    except (FlavorNotFoundError, MissingExtraError) as exc:
+        raise type(exc)(f"{origin}: {exc}") from None
 
 
 class _Spec(NamedTuple):
@@ -217,8 +232,10 @@ def _spec(data: Any, origin: str) -> _Spec:
         spec = data
     unknown = sorted(set(spec) - set(_SPEC_KEYS))
     if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), _SPEC_KEYS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(
-            f"{origin}: unknown key(s) {unknown} in the tracker section; "
+            f"{origin}: unknown key(s) {unknown} in the tracker section{hint}; "
             f"valid keys: {', '.join(_SPEC_KEYS)}"
         )
     flavor_name = _resolve(spec.get("flavor"), "flavor")
@@ -272,6 +289,55 @@ def _config_values(
     return config, from_env
 
 
+def describe_config(source: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The config in effect (``trackstack config show``): where it was found, the tracker it
+    builds, and each config field's value and where that came from (the file, the
+    environment through ``${VAR}``, or the default). Secrets are masked; a value read
+    through ``${VAR}`` is shown as its reference, never as what the variable holds."""
+    if source is not None:
+        path: Path | None = Path(source)
+        found = f"{path} (given)"
+    else:
+        path = _default_source()
+        named = os.environ.get(CONFIG_ENV_VAR)
+        found = f"{path} (from ${CONFIG_ENV_VAR})" if named else f"{path} (found here)"
+    if path is None:
+        data: Any = {"flavor": "local"}
+        found = (
+            f"none (${CONFIG_ENV_VAR} is unset and there is no {' or '.join(DEFAULT_CONFIG_FILES)} "
+            "here): the default local store"
+        )
+        tracker = _build(data, "the default config")
+    else:
+        data = _read(path)
+        tracker = _build(data, str(path), path.absolute().parent)
+    raw = _spec(data, str(path)).config
+    secrets = secret_field_names(type(tracker.config))
+    dumped = tracker.config.model_dump(mode="json")
+    fields: dict[str, dict[str, str]] = {}
+    for field in type(tracker.config).model_fields:
+        given = raw.get(field)
+        origin = "default" if field not in raw else "file"
+        if _has_reference(given):
+            origin = f"environment: {given}"
+        if field in secrets:
+            value = "**********" if dumped[field] is not None else "null"
+        elif _has_reference(given):
+            value = str(given)
+        else:
+            value = dumped[field] if isinstance(dumped[field], str) else json.dumps(dumped[field])
+        fields[field] = {"value": value, "from": origin}
+    return {
+        "source": found,
+        "file": None if path is None else str(path),
+        "flavor": tracker.flavor,
+        "name": tracker.name,
+        "log_on": tracker.log_on,
+        "journal": str(tracker.journal_folder()),
+        "config": fields,
+    }
+
+
 def check_config(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     """Every problem of a config file at once, as ``load_tracker`` would meet them one by one.
 
@@ -283,7 +349,7 @@ def check_config(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     origin = str(path)
     try:
         spec = _spec(_read(Path(path)), origin)
-        flavor = get_flavor(spec.flavor)
+        flavor = _flavor(spec.flavor, origin)
     except TrackstackError as exc:
         return [str(exc)], []
     errors: list[str] = []
@@ -292,7 +358,8 @@ def check_config(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
         warnings.simplefilter("always")
         try:
             flavor.check_requirements()
-            flavor.create(spec.name or flavor.name, config=flavor.validate_config(config, from_env))
+            built = flavor.validate_config(config, from_env, Path(path).absolute().parent)
+            flavor.create(spec.name or flavor.name, config=built)
         except ConfigError as exc:
             errors.append(f"{origin}: {exc}")
     return errors, [f"{origin}: {warning.message}" for warning in caught]

@@ -14,9 +14,11 @@ import logging
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar, cast
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -92,6 +94,10 @@ class StepRunInfo(BaseModel):
 class BaseExperimentTrackerConfig(StackComponentConfig):
     """Base config for experiment trackers."""
 
+    environment_prefix: ClassVar[str] = ""
+    """Prefix of the backend SDK's own environment variables (``MLFLOW_``, ``WANDB_``): a
+    secret field is best read from ``${<prefix><FIELD>}``, as starter configs and warnings say."""
+
     warn_about_plain_text_secrets: bool = False
     """Warn (``PlainTextSecretWarning``) when a secret is written into the config."""
 
@@ -137,8 +143,28 @@ class BaseExperimentTracker(StackComponent, ABC):
     """Store metric batches from a child process when the backend allows it
     (``capabilities.sender_process``), so the SDK's work never stalls the training loop."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        name: str,
+        id: UUID,
+        config: StackComponentConfig,
+        flavor: str,
+        type: StackComponentType,
+        user: UUID | None,
+        workspace: UUID,
+        created: datetime,
+        updated: datetime,
+        labels: dict[str, Any] | None = None,
+        connector_requirements: Any | None = None,
+        connector: UUID | None = None,
+        connector_resource_id: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            name, id, config, flavor, type, user, workspace, created, updated, labels,
+            connector_requirements, connector, connector_resource_id, *args, **kwargs,
+        )  # fmt: skip
         self._runs_lock = threading.Lock()
         self._open_runs: dict[str, Run] = {}
         self._step_runs: dict[tuple[str, str], Run] = {}
@@ -346,17 +372,47 @@ class BaseExperimentTracker(StackComponent, ABC):
         if live is not None:
             live.flush()
 
-    def list_runs(self, experiment: str | None = None) -> list[RunRecord]:
-        """Every run (of one experiment, or all), newest first, nested ones included."""
+    def list_runs(
+        self,
+        experiment: str | None = None,
+        *,
+        status: RunStatus | str | Collection[RunStatus | str] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs newest first, nested ones included: every run, or those of ``experiment``,
+        with one of the ``status`` es given, carrying every tag in ``tags``, at most ``limit``."""
         if experiment is not None and (not isinstance(experiment, str) or not experiment):
             raise InvalidInputError(
                 f"experiment must be a non-empty string or None, got {experiment!r}"
             )
+        statuses = _statuses(status)
+        wanted = tag_values(tags or {})
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise InvalidInputError(f"limit must be a whole number from 1, got {limit!r}")
         with self._runs_lock:
             live = list(self._open_runs.values())
         for run in live:
             run.flush()
-        return self._call_backend("list runs", self.backend_list_runs, experiment)
+        records = self._call_backend("list runs", self.backend_list_runs, experiment)
+        chosen = [
+            record
+            for record in records
+            if (statuses is None or record.status in statuses)
+            and wanted.items() <= record.tags.items()
+        ]
+        return chosen if limit is None else chosen[:limit]
+
+    def missing_store(self) -> str | None:
+        """Where this tracker's store would be, if it does not exist yet; else None.
+
+        Read-only commands ask first, so that reading never creates a store.
+        Adapters with a store on this machine override it (the local store, an
+        MLflow SQLite file, W&B's offline folder); a server's answer None.
+        """
+        return None
 
     # -- ZenML's step lifecycle ----------------------------------------------------
 
@@ -550,6 +606,19 @@ class BaseExperimentTracker(StackComponent, ABC):
     def _forget_run(self, run: Run) -> None:
         with self._runs_lock:
             self._open_runs.pop(run.id, None)
+
+
+def _statuses(
+    status: RunStatus | str | Collection[RunStatus | str] | None,
+) -> frozenset[RunStatus] | None:
+    if status is None:
+        return None
+    given = [status] if isinstance(status, RunStatus | str) else list(status)
+    try:
+        return frozenset(RunStatus(s.upper() if isinstance(s, str) else s) for s in given)
+    except (ValueError, AttributeError):
+        names = ", ".join(s.value for s in RunStatus)
+        raise InvalidInputError(f"status must be one of {names}, got {status!r}") from None
 
 
 def _unreachable(exc: Exception) -> bool:

@@ -69,7 +69,7 @@ class RunRecord:
         return max(steps, default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view: times as ISO strings, points as ``[step, value, timestamp]``."""
+        """A JSON-ready view: times as ISO strings, points as ``{step, value, timestamp}``."""
         return {
             "id": self.id,
             "name": self.name,
@@ -78,7 +78,7 @@ class RunRecord:
             "params": dict(self.params),
             "tags": dict(self.tags),
             "metrics": {
-                key: [[p.step, p.value, p.timestamp] for p in points]
+                key: [{"step": p.step, "value": p.value, "timestamp": p.timestamp} for p in points]
                 for key, points in self.metrics.items()
             },
             "artifacts": list(self.artifacts),

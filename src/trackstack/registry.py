@@ -7,8 +7,11 @@ requirements with ``find_spec``, which never imports them.
 
 from __future__ import annotations
 
+import difflib
+import json
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import Distribution, EntryPoint, entry_points
+from urllib.parse import unquote, urlparse
 
 from trackstack.errors import FlavorNotFoundError, MissingExtraError
 from trackstack.stack import Flavor
@@ -39,16 +42,38 @@ def _entry_points() -> dict[str, EntryPoint]:
     return found
 
 
+def _install_target(dist: Distribution | None) -> str:
+    """What ``pip install`` takes to reinstall ``dist``: its name, or the folder it came from.
+
+    An install from a checkout (``pip install .``) records its folder; the
+    extra must come from there, since the name may mean another release or nothing.
+    """
+    if dist is None:
+        return "trackstack"
+    try:
+        origin = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
+        origin = {}
+    url = origin.get("url", "") if isinstance(origin, dict) else ""
+    if url.startswith("file://") and "dir_info" in origin:
+        return unquote(urlparse(url).path)
+    return str(dist.name)
+
+
 def _inspect(point: EntryPoint) -> tuple[FlavorInfo, Flavor | None]:
     dist = point.dist
     distribution, version = (dist.name, dist.version) if dist else (None, None)
-    hint = f"pip install '{distribution or 'trackstack'}[{point.name}]'"
+    extras = (dist.metadata.get_all("Provides-Extra") or []) if dist else []
+    target = _install_target(dist)
+    hint = f"pip install '{target}[{point.name}]'"
     error: str | None = None
     flavor: Flavor | None = None
     try:
         loaded = point.load()
     except ImportError as exc:
         error = f"cannot import {point.value}: {exc}"
+        if point.name not in extras:  # no extra brings what is missing: the install is broken
+            hint = f"pip install --force-reinstall '{target}'"
     else:
         candidate = loaded() if isinstance(loaded, type) else loaded
         if isinstance(candidate, Flavor):
@@ -81,10 +106,13 @@ def get_flavor(name: str) -> Flavor:
     points = _entry_points()
     if name not in points:
         known = ", ".join(sorted(points)) or "none"
-        raise FlavorNotFoundError(
-            f"unknown flavor {name!r}; installed flavors: {known}. "
-            "Install the adapter that provides it, e.g. pip install 'trackstack[mlflow]'"
+        close = difflib.get_close_matches(str(name), list(points), n=1)
+        fix = (
+            f" (did you mean {close[0]!r}?)"
+            if close
+            else "; install the adapter that provides it (`trackstack flavors` lists what is here)"
         )
+        raise FlavorNotFoundError(f"unknown flavor {name!r}{fix}; installed flavors: {known}")
     info, flavor = _inspect(points[name])
     if flavor is None:
         raise MissingExtraError(

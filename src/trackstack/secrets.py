@@ -6,7 +6,7 @@ from __future__ import annotations
 import traceback
 import typing
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
@@ -14,7 +14,13 @@ from pydantic import BaseModel, SecretStr
 
 from trackstack.errors import PlainTextSecretWarning
 
-__all__ = ["forget_locals", "secret_field_names", "warn_about_plain_text"]
+__all__ = [
+    "exception_chain",
+    "forget_locals",
+    "secret_field_names",
+    "secret_variable",
+    "warn_about_plain_text",
+]
 
 
 def _mentions_secret(annotation: Any) -> bool:
@@ -31,6 +37,13 @@ def secret_field_names(model: type[BaseModel]) -> frozenset[str]:
     )
 
 
+def secret_variable(model: type[BaseModel], field: str, prefix: str = "") -> str:
+    """The environment variable a secret field is best read from: the backend SDK's own
+    (``MLFLOW_TRACKING_TOKEN``), from the config's ``environment_prefix``, else ``prefix``."""
+    own = getattr(model, "environment_prefix", "") or prefix
+    return f"{own}{field}".upper()
+
+
 def warn_about_plain_text(model: type[BaseModel], data: Mapping[str, Any]) -> None:
     """Warn once per secret field whose raw value is a plain string.
 
@@ -41,7 +54,8 @@ def warn_about_plain_text(model: type[BaseModel], data: Mapping[str, Any]) -> No
         if isinstance(data.get(name), str):
             warnings.warn(
                 f"config field {name!r} of {model.__name__} is a secret given as plain text; "
-                f"read it from the environment instead, e.g. {name}: ${{{name.upper()}}}",
+                f"read it from the environment instead, e.g. "
+                f"{name}: ${{{secret_variable(model, name)}}}",
                 PlainTextSecretWarning,
                 stacklevel=2,
             )
@@ -55,6 +69,12 @@ def forget_locals(error: BaseException) -> None:
     the locals of every frame in a traceback. Frames still running (the
     caller's) keep theirs; line numbers stay for the printed traceback.
     """
+    for linked in exception_chain(error):
+        traceback.clear_frames(linked.__traceback__)
+
+
+def exception_chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and every exception it was raised from or while handling, once each."""
     seen: set[int] = set()
     chain: list[BaseException | None] = [error]
     while chain:
@@ -62,5 +82,5 @@ def forget_locals(error: BaseException) -> None:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        traceback.clear_frames(current.__traceback__)
+        yield current
         chain += [current.__cause__, current.__context__]

@@ -6,20 +6,46 @@ class; ``Flavor.create`` turns a name and config values into a ready component.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 from uuid import UUID, uuid4, uuid5
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
 
 from trackstack.enums import StackComponentType
 from trackstack.errors import ConfigError, MissingExtraError
 from trackstack.secrets import secret_field_names
 
-__all__ = ["DEFAULT_WORKSPACE_ID", "Flavor", "StackComponent", "StackComponentConfig"]
+__all__ = [
+    "CONFIG_DIR",
+    "DEFAULT_WORKSPACE_ID",
+    "Flavor",
+    "StackComponent",
+    "StackComponentConfig",
+    "resolve_path",
+]
+
+CONFIG_DIR = "config_dir"
+"""Key of the validation context holding the folder of the config file being loaded."""
+
+
+def resolve_path(path: Path, info: ValidationInfo) -> Path:
+    """``path`` made absolute: a relative one against the folder of the config file it was
+    written in (``load_tracker(file)``), else against the working directory.
+
+    For the path fields of an adapter's config, in a validator that takes ``info``.
+    """
+    path = path.expanduser()
+    folder = (info.context or {}).get(CONFIG_DIR)
+    if folder is not None and not path.is_absolute():
+        path = Path(folder) / path
+    return path.resolve()
+
 
 # trackstack has no server of its own that hands out workspaces: every component
 # built here belongs to one fixed, well-known workspace.
@@ -185,15 +211,21 @@ class Flavor(ABC):
             )
 
     def validate_config(
-        self, data: Mapping[str, Any], hidden: Collection[str] = ()
+        self,
+        data: Mapping[str, Any],
+        hidden: Collection[str] = (),
+        config_dir: Path | None = None,
     ) -> StackComponentConfig:
         """Validate config values, turning pydantic's errors into one ``ConfigError``.
 
         The error never shows the value of a field in ``hidden`` (nor of a secret).
+        Relative paths resolve against ``config_dir``, the folder of the file the
+        values come from (see ``resolve_path``), else the working directory.
         """
         model = self.config_class
+        context = {} if config_dir is None else {CONFIG_DIR: config_dir}
         try:
-            return model.model_validate(dict(data))
+            return model.model_validate(dict(data), context=context)
         except ValidationError as exc:
             message = describe_config_errors(self.name, model, exc, hidden=hidden)
             raise ConfigError(message) from None
@@ -217,7 +249,10 @@ def describe_config_errors(
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "(config)"
         if error["type"] == "extra_forbidden":
-            problems.append(f"unknown field {field!r}")
+            close = difflib.get_close_matches(field, list(model.model_fields), n=1)
+            problems.append(
+                f"unknown field {field!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
         elif error["type"] == "missing":
             problems.append(f"field {field!r} is required")
         else:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+from tests.mlflow.conftest import Servers
+from tests.servers import free_port
 from tests.test_cli import cli, local_config, two_runs
 
 
@@ -42,6 +45,31 @@ def test_validate_warns_about_a_plain_text_secret_without_showing_it(isolated_cw
     )
     result = cli("config", "validate", path)
     assert result.returncode == 0, result.stderr
-    assert "warning:" in result.stderr
+    assert "Warning:" in result.stderr
+    assert "${MLFLOW_TRACKING_TOKEN}" in result.stderr
     assert "tracking_token" in result.stderr
     assert "tok-PLAIN-TEXT-123" not in result.stderr + result.stdout
+
+
+def test_an_unreachable_server_is_one_line_saying_so(isolated_cwd: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    path = isolated_cwd / "down.yaml"
+    path.write_text(
+        "experiment_tracker:\n  flavor: mlflow\n  config:\n"
+        f"    tracking_uri: {url}\n    request_retries: 0\n"
+    )
+    checked = cli("config", "validate", path, "--connect")
+    assert checked.returncode == 1
+    (line,) = checked.stderr.splitlines()
+    assert f"cannot reach the MLflow server at {url} (connection refused)" in line
+    assert "is it running" in line
+    assert "Max retries exceeded" not in line
+
+
+def test_validate_connect_reaches_a_server_and_says_how_fast(
+    isolated_cwd: Path, mlflow_servers: Servers
+) -> None:
+    checked = cli("config", "validate", mlflow_config(isolated_cwd, mlflow_servers.sqlite.url),
+                  "--connect")  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert re.search(r"reached the mlflow backend and read its runs in \d+ ms", checked.stdout)

@@ -18,6 +18,7 @@ from tests.mlflow.conftest import Servers
 from tests.mlflow.faults import log_through_restarts
 from tests.servers import MlflowServer, PostgresCluster
 from trackstack import RunStatus, StepRunInfo
+from trackstack.errors import RunNotFoundError
 
 
 @pytest.fixture
@@ -89,11 +90,35 @@ def test_a_server_down_for_the_whole_run_gets_all_of_it_from_sync(
         for step in range(5_000):
             run.log_metrics({"loss": 1 / (step + 1), "acc": step / 5_000}, step=step)
     assert run.id.startswith("pending-")
+    with pytest.raises(RunNotFoundError, match="has not been created yet; its journal waits in"):
+        tracker.get_run(run.id)
+    config = tmp_path / "trackstack.yaml"
+    config.write_text(
+        f"experiment_tracker:\n  flavor: mlflow\n  config:\n    tracking_uri: {url}\n"
+    )
+    environment = {**os.environ, "TRACKSTACK_JOURNAL": str(tmp_path / "outbox")}
+
+    def show(run_id: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "trackstack", "runs", "show", run_id, "--config", str(config)],
+            capture_output=True, text=True, env=environment, timeout=300,
+        )  # fmt: skip
+
+    waiting = show(run.id)
+    assert waiting.returncode == 1
+    assert "has not been created yet" in waiting.stderr
+    assert str(tracker.journal_folder()) in waiting.stderr
 
     server.append(server[0].restarted().wait_until_healthy())
     report = trackstack.sync(tracker)
     assert (report.runs, report.points, report.ended) == (1, 10_000, 1)
     created = report.started[run.id]
+    assert tracker.get_run(run.id).id == created
+    shown = show(run.id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"run {created}" in shown.stdout
+    left = [p for p in (tmp_path / "outbox").rglob("*") if p.is_dir() and not any(p.iterdir())]
+    assert left == [], left
     client = MlflowClient(url)
     stored = client.get_run(created)
     assert stored.info.status == "FINISHED"

@@ -11,6 +11,7 @@ intact ones are all delivered, and the journal is then kept under
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -100,6 +101,16 @@ def sync_folder(
             if path.exists():
                 (path / "recovering").unlink(missing_ok=True)
             os.close(fd)
+    _remove_empty_folders(folder)
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    """Drop what delivery emptied (``refused/``, ``files/`` copies, staging); ``tracker.json``
+    and ``delivered/``, which maps pending ids to the backend's, stay."""
+    for child in folder.iterdir() if folder.is_dir() else []:
+        if child.is_dir() and not any(child.iterdir()):
+            with contextlib.suppress(OSError):  # filled again meanwhile, or not ours
+                child.rmdir()
 
 
 def _deliver_journal(

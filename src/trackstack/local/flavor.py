@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from trackstack.experiment_trackers import BaseExperimentTrackerConfig, BaseExperimentTrackerFlavor
-from trackstack.stack import StackComponent
+from trackstack.stack import StackComponent, resolve_path
 
 __all__ = ["DEFAULT_ROOT", "LocalExperimentTrackerConfig", "LocalExperimentTrackerFlavor"]
 
@@ -18,13 +18,14 @@ class LocalExperimentTrackerConfig(BaseExperimentTrackerConfig):
     """Config of the local store."""
 
     root: Path = Field(default=DEFAULT_ROOT, validate_default=True)
-    """Folder of the store; relative paths are resolved when the tracker is built."""
+    """Folder of the store; a relative path is resolved when the tracker is built, against
+    the folder of the config file it is written in, else the working directory."""
 
     @field_validator("root", mode="after")
     @classmethod
-    def _absolute(cls, root: Path) -> Path:
+    def _absolute(cls, root: Path, info: ValidationInfo) -> Path:
         # Resolved once, so a tracker keeps its store when the process changes directory.
-        return root.expanduser().resolve()
+        return resolve_path(root, info)
 
 
 class LocalExperimentTrackerFlavor(BaseExperimentTrackerFlavor):

@@ -36,6 +36,9 @@ class LocalExperimentTracker(BaseExperimentTracker):
         """Returns the config of the local tracker."""
         return cast(LocalExperimentTrackerConfig, self._config)
 
+    def missing_store(self) -> str | None:
+        return None if self.store.database.exists() else str(self.config.root)
+
     def protected_paths(self) -> list[Path]:
         return [*super().protected_paths(), self.config.root]
 

@@ -14,7 +14,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import import_cost, memory, mlflow_throughput, reliability, wandb_offline
+from benchmarks import (
+    import_cost,
+    memory,
+    mlflow_throughput,
+    read_scale,
+    reliability,
+    wandb_offline,
+)
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -144,6 +151,34 @@ def main() -> None:
         )
     console.print(table)
 
+    reads = read_scale.run(rounds=int(os.environ.get("BENCH_ROUNDS", "5")))
+    table = Table(title="Reading runs back from a local mlflow server (median seconds)")
+    for column in ("what", "trackstack", "MLflow's own", "ratio"):
+        table.add_column(column, justify="left" if column == "what" else "right")
+    for what, key, theirs in (
+        ("list_runs of 500 runs x 20 metrics", "list_500_runs", "search_runs"),
+        ("compare_runs of 10 runs x 50 metrics", "compare_10_runs", "search_runs"),
+        ("get_run, 50 histories x 1,000 steps", "get_run_50_keys_1000_steps", "client_8_threads"),
+    ):
+        figures = reads[key]
+        table.add_row(what, f"{figures['trackstack']:.3f}", f"{figures[theirs]:.3f} ({theirs})",
+                      f"{figures['ratio']:.2f}x")  # fmt: skip
+    console.print(table)
+    table = Table(title="A 200-step script over HTTP, the whole process (median of rounds)")
+    for column in ("way", "wall, s", "peak MiB", "trackstack's wall ratio", "trackstack's MiB more",
+                   "sender process"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "way" else "right")
+    for way, figures in reads["short_script"].items():
+        table.add_row(way, f"{figures['wall_seconds']:.2f}", f"{figures['peak_mib']:.0f}",
+                      f"{figures['wall_ratio']:.2f}x", f"{figures['peak_mib_more']:+.0f}",
+                      "yes" if figures["sender_process"] else "no")  # fmt: skip
+    console.print(table)
+    listing = reads["wandb_offline_list"]
+    console.print(
+        f"W&B offline: list_runs of {listing['runs']} runs {listing['list_seconds']:.2f} s; "
+        f"reading every history too {listing['list_and_every_history_seconds']:.2f} s"
+    )
+
     results = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -157,6 +192,7 @@ def main() -> None:
         "wandb_offline": offline,
         "server_crashes": faults,
         "memory": peaks,
+        "read_scale": reads,
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"written to {RESULTS}")

@@ -5,11 +5,13 @@ MLflow is imported on the first call that needs it, not when this module loads.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from trackstack.enums import RunStatus
 from trackstack.environment import restored_environment, scoped_environment
-from trackstack.errors import ConfigError, MissingExtraError
+from trackstack.errors import ConfigError, MissingExtraError, RunNotFoundError
 from trackstack.experiment_trackers import (
     BaseExperimentTracker,
     Capabilities,
@@ -32,6 +34,7 @@ from trackstack.experiment_trackers import (
     StepRunInfo,
     step_tags,
 )
+from trackstack.records import LazyArtifacts, LazyHistories
 from trackstack_mlflow.config import MLFlowExperimentTrackerConfig, MLFlowExperimentTrackerSettings
 from trackstack_mlflow.credentials import credentials_for
 from trackstack_mlflow.errors import translated_errors
@@ -69,6 +72,25 @@ def _millis(seconds: float) -> int:
 
 def _datetime(millis: int | None) -> datetime | None:
     return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
+
+
+_READERS = 8
+"""Metric histories read from a server at once: MLflow answers one key a request."""
+_IDS_PER_SEARCH = 100
+"""Run ids in one ``attributes.run_id IN (...)`` filter."""
+
+
+def _quoted(text: str) -> str:
+    """``text`` inside single quotes of an MLflow filter string."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _point(metric: Any) -> MetricPoint:
+    return MetricPoint(metric.step, _infinite(metric.value), metric.timestamp / 1000)
+
+
+def _points(history: Iterable[Any]) -> list[MetricPoint]:
+    return [_point(metric) for metric in history]
 
 
 def _infinite(value: float) -> float:
@@ -270,6 +292,26 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
         with self._calling(f"read run {run_id}") as client:
             return self._record(client, client.get_run(run_id))
 
+    def backend_get_runs(self, run_ids: Sequence[str]) -> list[RunRecord]:
+        from mlflow.entities import ViewType
+
+        if len(run_ids) < 2:
+            return [self.backend_get_run(run_id) for run_id in run_ids]
+        with self._calling(f"read runs {', '.join(run_ids)}") as client:
+            experiments = [e.experiment_id for e in self._all_experiments(client)]
+            found: dict[str, MlflowRun] = {}
+            for start in range(0, len(run_ids), _IDS_PER_SEARCH):
+                chunk = run_ids[start : start + _IDS_PER_SEARCH]
+                listed = ", ".join(f"'{_quoted(run_id)}'" for run_id in chunk)
+                for run in self._search(
+                    client, experiments, f"attributes.run_id IN ({listed})", ViewType.ALL
+                ):
+                    found[run.info.run_id] = run
+            missing = [run_id for run_id in run_ids if run_id not in found]
+            if missing:
+                raise RunNotFoundError(f"MLflow has no run {missing[0]!r}")
+            return [self._record(client, found[run_id]) for run_id in run_ids]
+
     def backend_resume_state(self, run_id: str) -> ResumeState:
         with self._calling(f"read run {run_id}") as client:
             run = client.get_run(run_id)
@@ -290,30 +332,61 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
             client.get_run(run_id)
 
     def backend_list_runs(self, experiment: str | None) -> list[RunRecord]:
+        return self.backend_search_runs(experiment, None, {}, None)
+
+    def backend_search_runs(
+        self,
+        experiment: str | None,
+        statuses: frozenset[RunStatus] | None,
+        tags: Mapping[str, str],
+        limit: int | None,
+    ) -> list[RunRecord]:
+        """One ``search_runs`` (paged): MLflow filters by tags and a single status and
+        stops at ``limit``; every record carries its latest metrics, its histories and
+        artifact listing are read only when used."""
         from mlflow.entities import ViewType
 
         where = f"list the runs of {experiment!r}" if experiment else "list runs"
+        clauses = [f"tags.`{k}` = '{_quoted(v)}'" for k, v in tags.items() if "`" not in k]
+        single = next(iter(statuses)) if statuses and len(statuses) == 1 else None
+        if single is not None and single is not RunStatus.RUNNING:  # RUNNING is SCHEDULED too
+            clauses.append(f"attributes.status = '{single.value}'")
         with self._calling(where) as client:
             if experiment is None:
                 experiment_ids = [e.experiment_id for e in self._all_experiments(client)]
             else:
                 found = client.get_experiment_by_name(experiment)
                 experiment_ids = [found.experiment_id] if found else []
-            runs: list[MlflowRun] = []
-            token = None
-            while experiment_ids:
-                page = client.search_runs(
-                    experiment_ids,
-                    run_view_type=ViewType.ALL,
-                    max_results=1000,
-                    order_by=["attributes.start_time DESC"],
-                    page_token=token,
-                )
-                runs.extend(page)
-                token = page.token
-                if not token:
-                    break
-            return [self._record(client, run) for run in runs]
+            records = []
+            for run in self._search(client, experiment_ids, " and ".join(clauses), ViewType.ALL):
+                record = self._record(client, run)
+                if (statuses is None or record.status in statuses) and (
+                    tags.items() <= record.tags.items()
+                ):
+                    records.append(record)
+                    if limit is not None and len(records) >= limit:
+                        break
+            return records
+
+    @staticmethod
+    def _search(
+        client: MlflowClient, experiment_ids: list[str], where: str, view: Any
+    ) -> Iterator[MlflowRun]:
+        """Runs newest first, a page of 1,000 at a time, fetched as they are used."""
+        token = None
+        while experiment_ids:
+            page = client.search_runs(
+                experiment_ids,
+                filter_string=where,
+                run_view_type=view,
+                max_results=1000,
+                order_by=["attributes.start_time DESC"],
+                page_token=token,
+            )
+            yield from page
+            token = page.token
+            if not token:
+                return
 
     # -- ZenML's step lifecycle --------------------------------------------------------
 
@@ -491,30 +564,46 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
         return str(run.info.artifact_uri)
 
     def _record(self, client: MlflowClient, run: MlflowRun) -> RunRecord:
+        """A run as MLflow answered it: its latest metrics are the summary, its histories
+        and artifact listing are read when first used."""
         info, data = run.info, run.data
-        # One request per metric key: MLflow has no call that returns every history.
-        metrics = {
-            key: [
-                MetricPoint(m.step, _infinite(m.value), m.timestamp / 1000)
-                for m in client.get_metric_history(info.run_id, key)
-            ]
-            for key in data.metrics
-        }
+        run_id = info.run_id
+        keys = list(data.metrics)
         status = RunStatus.RUNNING if info.status == "SCHEDULED" else RunStatus(info.status)
         return RunRecord(
-            id=info.run_id,
+            id=run_id,
             name=info.run_name,
             experiment=self._experiment_name(client, info.experiment_id),
             status=status,
             params=dict(data.params),
             tags={k: v for k, v in data.tags.items() if not k.startswith("mlflow.")},
-            metrics=metrics,
-            artifacts=sorted(self._artifact_files(client, info.run_id)),
+            metrics=LazyHistories(keys, lambda: self._histories(run_id, keys)),
+            artifacts=LazyArtifacts(lambda: self._listed_artifacts(run_id)),
             start_time=_datetime(info.start_time),
             end_time=None if status is RunStatus.RUNNING else _datetime(info.end_time),
             url=self._url(run),
             parent_id=data.tags.get(PARENT_TAG),
+            summary={m.key: _point(m) for m in data._metric_objs},
         )
+
+    def _histories(self, run_id: str, keys: list[str]) -> dict[str, list[MetricPoint]]:
+        """Every key's history: MLflow answers one key a request, so a server is asked for
+        up to ``_READERS`` at once; a database store, read in this process, in turn."""
+        with self._calling(f"read the metric histories of run {run_id}") as client:
+            if not self.config.is_server or len(keys) < 2:
+                return {key: _points(client.get_metric_history(run_id, key)) for key in keys}
+            # Each reader runs in a copy of this context: the credentials go with it.
+            context = contextvars.copy_context()
+
+            def read(key: str) -> list[MetricPoint]:
+                return _points(context.copy().run(client.get_metric_history, run_id, key))
+
+            with ThreadPoolExecutor(min(_READERS, len(keys)), "trackstack-read") as pool:
+                return dict(zip(keys, pool.map(read, keys), strict=True))
+
+    def _listed_artifacts(self, run_id: str) -> list[str]:
+        with self._calling(f"list the artifacts of run {run_id}") as client:
+            return list(self._artifact_files(client, run_id))
 
     def _artifact_files(
         self, client: MlflowClient, run_id: str, path: str | None = None

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from trackstack.enums import RunStatus
 from trackstack.errors import InvalidInputError
-from trackstack.records import MetricPoint, RunRecord
+from trackstack.records import LazyHistories, MetricPoint, RunRecord, summarize
 from trackstack.validation import ParamValue, param_text
 from trackstack_wandb.runfile import RunState
 
@@ -29,6 +30,8 @@ __all__ = [
     "points_from_history",
     "record_from_state",
     "status_from_exit_code",
+    "summary_meta",
+    "summary_of",
     "tags_from_wandb",
     "timestamp",
     "wandb_tags",
@@ -158,11 +161,35 @@ def timestamp(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
+def summary_meta(summary: Mapping[str, MetricPoint]) -> dict[str, Any]:
+    """A run's summary as trackstack's config section holds it (JSON: ±inf and NaN as text)."""
+    return {
+        "summary": {
+            key: [p.step, p.value if math.isfinite(p.value) else repr(p.value), p.timestamp]
+            for key, p in summary.items()
+        }
+    }
+
+
+def summary_of(state: RunState) -> dict[str, MetricPoint]:
+    """The summary trackstack wrote into the run's config, else worked out from its history."""
+    written = (state.config.get(META_KEY) or {}).get("summary")
+    if not isinstance(written, dict):
+        return summarize(points_from_history(state.history))
+    return {key: MetricPoint(int(step), float(value), float(at)) for key, (step, value, at)
+            in written.items()}  # fmt: skip
+
+
 def record_from_state(state: RunState, url: str | None) -> RunRecord:
-    """An offline run as trackstack's record; W&B records its runtime in whole seconds."""
+    """An offline run as trackstack's record; W&B records its runtime in whole seconds.
+
+    Its histories are decoded only when used: the summary comes from trackstack's
+    config section (runs written before there was one decode them at once).
+    """
     meta = state.config.get(META_KEY) or {}
     status = status_from_exit_code(state.exit_code)
     ended = None if state.last_start is None else state.last_start + state.runtime
+    summary = summary_of(state)
     return RunRecord(
         id=state.run_id,
         name=state.name or None,
@@ -170,7 +197,8 @@ def record_from_state(state: RunState, url: str | None) -> RunRecord:
         status=status,
         params=params_from_config(state.config),
         tags=dict(meta.get("tags") or tags_from_wandb(state.tags)),
-        metrics=points_from_history(state.history),
+        metrics=LazyHistories(summary, lambda: points_from_history(state.history)),
+        summary=summary,
         artifacts=sorted(set(state.artifacts)),
         start_time=timestamp(state.start_time),
         end_time=None if status is RunStatus.RUNNING else timestamp(ended),

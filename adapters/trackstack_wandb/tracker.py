@@ -48,6 +48,8 @@ from trackstack_wandb.mapping import (
     config_updates,
     history_rows,
     record_from_state,
+    summary_meta,
+    summary_of,
     wandb_tags,
 )
 from trackstack_wandb.runfile import SYNC_KEY, RunLog, RunState, read_state, run_files
@@ -103,6 +105,16 @@ class _LiveRun:
     written: bool = False
     """Everything logged is known to be in the run file (not yet for a new run)."""
     marker: int = 0
+    summary: dict[str, MetricPoint] = field(default_factory=dict)
+    """Each metric's point at its highest step: written into the run's config at a flush
+    and at the end, so that listing runs reads it instead of every history row."""
+    native: bool = False
+    """wandb's own calls may log into it (a pipeline step): the summary cannot know them."""
+
+    def meta(self) -> dict[str, Any]:
+        """trackstack's config section: what W&B has no field for."""
+        summary = {} if self.native else summary_meta(self.summary)
+        return {"tags": self.tags, "parent_id": self.parent_id, **summary}
 
 
 class WandbExperimentTracker(BaseExperimentTracker):
@@ -146,11 +158,13 @@ class WandbExperimentTracker(BaseExperimentTracker):
         params: dict[str, Any] = {}
         tags = {**settings.tags, **request.tags}
         resuming: dict[str, Any] = {}
+        summary: dict[str, MetricPoint] = {}
         if request.resume_id is not None:
             # W&B resumes offline runs into a new run file; the old ones keep the rest.
             state = read_state(self._run_files(request.resume_id))
             params = {k: v for k, v in state.config.items() if k not in (META_KEY, "_wandb")}
             tags = {**(state.config.get(META_KEY) or {}).get("tags", {}), **tags}
+            summary = summary_of(state)
             resuming = {"id": request.resume_id, "resume": "allow"}
         arguments = {
             "project": request.experiment,
@@ -172,11 +186,14 @@ class WandbExperimentTracker(BaseExperimentTracker):
         offline = run.settings.mode == "offline"
         log = RunLog(Path(run.settings.sync_file)) if offline else None
         with self._live_lock:
-            self._live[run.id] = _LiveRun(run, log, tags, request.parent_id, params)
+            self._live[run.id] = _LiveRun(
+                run, log, tags, request.parent_id, params, summary=summary
+            )
         return StartedRun(id=run.id, url=self._url(run), name=run.name or None)
 
     def backend_end_run(self, run_id: str, status: RunStatus) -> None:
         live = self._live_run(run_id)
+        self._write_meta(live)
         with translated_errors(f"finish run {run_id}"):
             live.run.finish(exit_code=EXIT_CODES[status])
         if live.log is not None:
@@ -201,17 +218,18 @@ class WandbExperimentTracker(BaseExperimentTracker):
         with translated_errors(f"log metrics to run {run_id}"):
             for row in history_rows(points):
                 live.run.log(row)
+        for key, point in points:
+            known = live.summary.get(key)
+            if known is None or point.step >= known.step:
+                live.summary[key] = point
         live.written = False
 
     def backend_set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         live = self._live_run(run_id)
-        merged = {**live.tags, **tags}
+        live.tags = {**live.tags, **tags}
         with translated_errors(f"set tags on run {run_id}"):
-            live.run.tags = tuple(wandb_tags(merged))
-            live.run.config.update(
-                {META_KEY: {"tags": merged, "parent_id": live.parent_id}}, allow_val_change=True
-            )
-        live.tags, live.written = merged, False
+            live.run.tags = tuple(wandb_tags(live.tags))
+        self._write_meta(live)
 
     def backend_log_artifact(
         self, run_id: str, local_path: Path, artifact_path: str | None
@@ -249,8 +267,15 @@ class WandbExperimentTracker(BaseExperimentTracker):
 
     def backend_flush(self, run_id: str) -> None:
         live = self._live_run(run_id)
+        self._write_meta(live)
         if live.log is not None:
             self._written(live)
+
+    @staticmethod
+    def _write_meta(live: _LiveRun) -> None:
+        with translated_errors(f"write trackstack's section of run {live.run.id}'s config"):
+            live.run.config.update({META_KEY: live.meta()}, allow_val_change=True)
+        live.written = False
 
     def backend_check_run(self, run_id: str) -> None:
         with self._live_lock:
@@ -282,7 +307,9 @@ class WandbExperimentTracker(BaseExperimentTracker):
     def enter_step_run(self, info: StepRunInfo, run: Run) -> None:
         """Make the run wandb's active run: ``wandb.log`` in the step writes into it."""
         wandb = import_wandb()
-        active = self._live_run(run.id).run
+        live = self._live_run(run.id)
+        live.native = True  # its summary is read from its history: wandb.log may add to it
+        active = live.run
         self._saved_globals[(info.run_id, info.step_name)] = {
             name: getattr(wandb, name) for name in _GLOBALS
         }

@@ -501,19 +501,24 @@ def _duration(seconds: float) -> str:
 
 
 def _resolve_runs(references: Sequence[str], default_config: str | None) -> list[Any]:
-    """Each ``RUN_ID`` or ``CONFIG_FILE:RUN_ID`` read back from its tracker."""
-    trackers: dict[str | None, Any] = {}
-    records = []
+    """Each ``RUN_ID`` or ``CONFIG_FILE:RUN_ID`` read back from its tracker, a tracker's
+    runs in one read (their histories only when used)."""
+    wanted: dict[str | None, list[str]] = {}
+    for reference in references:
+        config_file, _, run_id = reference.rpartition(":")
+        wanted.setdefault(config_file or default_config, []).append(run_id)
+    found: dict[tuple[str | None, str], Any] = {}
     with _progress() as progress:
-        task = progress.add_task("reading runs", total=len(references))
-        for reference in references:
-            config_file, _, run_id = reference.rpartition(":")
-            key = config_file or default_config
-            if key not in trackers:
-                trackers[key] = _reading_tracker(key)
-            records.append(trackers[key].get_run(run_id))
+        task = progress.add_task("reading runs", total=len(wanted))
+        for config, run_ids in wanted.items():
+            records = _reading_tracker(config).get_runs(run_ids)
+            found.update(((config, r), record) for r, record in zip(run_ids, records, strict=True))
             progress.advance(task)
-    return records
+    ordered = []
+    for reference in references:
+        config_file, _, run_id = reference.rpartition(":")
+        ordered.append(found[(config_file or default_config, run_id)])
+    return ordered
 
 
 @runs.command("compare")

@@ -14,7 +14,7 @@ import logging
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar, cast
@@ -142,6 +142,10 @@ class BaseExperimentTracker(StackComponent, ABC):
     send_from_process: bool = True
     """Store metric batches from a child process when the backend allows it
     (``capabilities.sender_process``), so the SDK's work never stalls the training loop."""
+    sender_process_after: int = 20_000
+    """Points this tracker stores from threads before it starts the sender process: a
+    short script never pays for one (a second Python that imports the SDK); a long
+    or busy run gets it. 0 starts it with the first run."""
 
     def __init__(
         self,
@@ -168,6 +172,8 @@ class BaseExperimentTracker(StackComponent, ABC):
         self._runs_lock = threading.Lock()
         self._open_runs: dict[str, Run] = {}
         self._step_runs: dict[tuple[str, str], Run] = {}
+        self._stored_here = 0
+        """Metric points stored from this process's threads, until the sender process sends."""
         # Fixed now, like a store's root: a later chdir must not move the journals.
         self._journal_root = journals.default_root()
 
@@ -317,7 +323,7 @@ class BaseExperimentTracker(StackComponent, ABC):
         )
         with self._runs_lock:
             self._open_runs[run.id] = run
-        if self._uses_sender_process and not pending:
+        if self._uses_sender_process and not pending and self.sender_process_after <= 0:
             sender_process().prepare(self)
         recover_in_background(self, self.journal_folder())
         return run
@@ -396,14 +402,20 @@ class BaseExperimentTracker(StackComponent, ABC):
             live = list(self._open_runs.values())
         for run in live:
             run.flush()
-        records = self._call_backend("list runs", self.backend_list_runs, experiment)
-        chosen = [
-            record
-            for record in records
-            if (statuses is None or record.status in statuses)
-            and wanted.items() <= record.tags.items()
-        ]
-        return chosen if limit is None else chosen[:limit]
+        return self._call_backend(
+            "list runs", self.backend_search_runs, experiment, statuses, wanted, limit
+        )
+
+    def get_runs(self, run_ids: Iterable[str]) -> list[RunRecord]:
+        """Several runs read back at once, in the order given (pending ids too); the
+        backend answers in one request where it can (MLflow: one search)."""
+        ids = list(run_ids)
+        for run_id in ids:
+            if not isinstance(run_id, str) or not run_id:
+                raise InvalidInputError(f"run ids must be non-empty strings, got {run_id!r}")
+            self._flush_live(run_id)
+        ids = [self._created_id(i) if i.startswith(PENDING_PREFIX) else i for i in ids]
+        return self._call_backend("get runs", self.backend_get_runs, ids)
 
     def missing_store(self) -> str | None:
         """Where this tracker's store would be, if it does not exist yet; else None.
@@ -519,6 +531,35 @@ class BaseExperimentTracker(StackComponent, ABC):
     def backend_list_runs(self, experiment: str | None) -> list[RunRecord]:
         """Every run (of ``experiment``, or all), newest first, nested runs included."""
 
+    def backend_search_runs(
+        self,
+        experiment: str | None,
+        statuses: frozenset[RunStatus] | None,
+        tags: Mapping[str, str],
+        limit: int | None,
+    ) -> list[RunRecord]:
+        """Runs newest first with one of ``statuses`` (None: any), every tag in ``tags``,
+        at most ``limit``.
+
+        By default ``backend_list_runs`` filtered here; override it to have the
+        backend filter (MLflow's ``filter_string`` and ``max_results``).
+        """
+        chosen = [
+            record
+            for record in self.backend_list_runs(experiment)
+            if (statuses is None or record.status in statuses)
+            and tags.items() <= record.tags.items()
+        ]
+        return chosen if limit is None else chosen[:limit]
+
+    def backend_get_runs(self, run_ids: Sequence[str]) -> list[RunRecord]:
+        """Several runs, in the order given; ``RunNotFoundError`` for any unknown one.
+
+        By default one ``backend_get_run`` each; override it when the backend reads
+        many at once.
+        """
+        return [self.backend_get_run(run_id) for run_id in run_ids]
+
     def backend_resume_state(self, run_id: str) -> ResumeState:
         """What resuming the run needs; raise ``RunNotFoundError`` for an unknown id.
 
@@ -585,10 +626,15 @@ class BaseExperimentTracker(StackComponent, ABC):
         return self.send_from_process and self.capabilities.sender_process
 
     def _store_metrics(self, run_id: str, rows: list[tuple[str, int, float, float]]) -> None:
-        """Store buffered rows: through the sender process when it is ready, else here."""
-        if self._uses_sender_process and sender_process().send(self, run_id, rows):
-            return
+        """Store buffered rows: through the sender process once this tracker has proven
+        busy and the process is ready, else here."""
+        if self._uses_sender_process:
+            sender = sender_process()
+            busy = self._stored_here >= self.sender_process_after
+            if (busy or sender.ready(self)) and sender.send(self, run_id, rows):
+                return
         self._call_backend("log metrics", self.backend_log_metrics, run_id, keyed_points(rows))
+        self._stored_here += len(rows)
 
     def _scrub(self, text: str) -> str:
         for name in type(self._config).model_fields:

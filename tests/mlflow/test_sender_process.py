@@ -19,7 +19,7 @@ from trackstack_mlflow.tracker import MLFlowExperimentTracker
 
 import trackstack
 from trackstack import MetricPoint
-from trackstack.delivery.sender_process import sender_process
+from trackstack.delivery.sender_process import close_sender_process, sender_process
 from trackstack.errors import BackendError
 from trackstack.experiment_trackers import BaseExperimentTracker
 
@@ -142,7 +142,7 @@ def test_send_from_process_off_keeps_the_thread(sqlite_uri: str) -> None:
 TRAINING = """
 import sys, time
 import trackstack
-from trackstack.delivery.sender_process import sender_process
+from trackstack.delivery.sender_process import close_sender_process, sender_process
 
 tracker = trackstack.load_tracker({"flavor": "mlflow", "config": {"tracking_uri": sys.argv[1]}})
 run = tracker.start_run()
@@ -206,3 +206,23 @@ def test_ctrl_c_to_the_process_group_leaves_the_child_to_send_the_rest(
     assert wait_for_exit(child, 10)
     assert sorted(steps_stored(sqlite_uri, run_id, "loss")) == list(range(3_000))
     assert MlflowClient(sqlite_uri).get_run(run_id).info.status == "KILLED"
+
+
+def test_a_short_script_never_starts_the_sender_process(sqlite_uri: str) -> None:
+    tracker = trackstack.load_tracker({"flavor": "mlflow", "config": {"tracking_uri": sqlite_uri}})
+    close_sender_process()
+    with tracker.start_run() as run:
+        for step in range(200):
+            run.log_metrics({"loss": 1.0, "acc": 0.5, "lr": 0.1, "gn": 2.0}, step=step)
+    assert sender_process().child_pid is None
+    tracker.sender_process_after = 1_000
+    with tracker.start_run() as busy:
+        for step in range(2_000):
+            busy.log_metrics({"loss": 1.0, "acc": 0.5, "lr": 0.1, "gn": 2.0}, step=step)
+        assert sender_process().wait_ready(tracker, READY_SECONDS)
+        before = sender_process().batches_stored
+        for step in range(2_000, 4_000):
+            busy.log_metrics({"loss": 1.0, "acc": 0.5, "lr": 0.1, "gn": 2.0}, step=step)
+        busy.flush()
+        assert sender_process().batches_stored > before
+    assert [p.step for p in tracker.get_run(busy.id).metrics["loss"]] == list(range(4_000))

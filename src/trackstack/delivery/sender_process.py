@@ -138,6 +138,12 @@ class SenderProcess:
             self.batches_stored += 1
         return True
 
+    def ready(self, tracker: ProcessBackend) -> bool:
+        """Whether the child holds a working copy of ``tracker`` now (starts nothing)."""
+        with self._lock:
+            registration = self._registered.get(tracker)
+            return registration is not None and _succeeded(registration.answer)
+
     def wait_ready(self, tracker: ProcessBackend, timeout: float) -> bool:
         """Wait until the child holds a working copy of ``tracker``."""
         self.prepare(tracker)

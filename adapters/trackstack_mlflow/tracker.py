@@ -360,9 +360,7 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
             records = []
             for run in self._search(client, experiment_ids, " and ".join(clauses), ViewType.ALL):
                 record = self._record(client, run)
-                if (statuses is None or record.status in statuses) and (
-                    tags.items() <= record.tags.items()
-                ):
+                if record.matches(statuses, tags):
                     records.append(record)
                     if limit is not None and len(records) >= limit:
                         break

@@ -544,12 +544,7 @@ class BaseExperimentTracker(StackComponent, ABC):
         By default ``backend_list_runs`` filtered here; override it to have the
         backend filter (MLflow's ``filter_string`` and ``max_results``).
         """
-        chosen = [
-            record
-            for record in self.backend_list_runs(experiment)
-            if (statuses is None or record.status in statuses)
-            and tags.items() <= record.tags.items()
-        ]
+        chosen = [r for r in self.backend_list_runs(experiment) if r.matches(statuses, tags)]
         return chosen if limit is None else chosen[:limit]
 
     def backend_get_runs(self, run_ids: Sequence[str]) -> list[RunRecord]:

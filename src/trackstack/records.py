@@ -7,7 +7,7 @@ metric points, and reading them back should not pay for validation.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, overload
@@ -157,6 +157,10 @@ class RunRecord:
     def __post_init__(self) -> None:
         if not self.summary and self.metrics and not isinstance(self.metrics, LazyHistories):
             object.__setattr__(self, "summary", summarize(self.metrics))
+
+    def matches(self, statuses: Collection[RunStatus] | None, tags: Mapping[str, str]) -> bool:
+        """Whether the run has one of ``statuses`` (None: any) and every tag in ``tags``."""
+        return (statuses is None or self.status in statuses) and tags.items() <= self.tags.items()
 
     def final_metrics(self) -> dict[str, float]:
         """Each metric's value at its highest step (the last logged on ties)."""

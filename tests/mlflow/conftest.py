@@ -13,8 +13,10 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mlflow import MlflowClient
 
 from tests.servers import MlflowServer, PostgresCluster
 
@@ -99,3 +101,18 @@ def sqlite_uri(sqlite_template: Path, tmp_path: Path) -> str:
     path = tmp_path / "mlflow.db"
     shutil.copyfile(sqlite_template, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The reads of histories and artifact listings made through MlflowClient, as they happen."""
+    made: list[str] = []
+    for name in ("get_metric_history", "list_artifacts"):
+        original = getattr(MlflowClient, name)
+
+        def counted(self: MlflowClient, *args: Any, _name: str = name, _f: Any = original) -> Any:
+            made.append(_name)
+            return _f(self, *args)
+
+        monkeypatch.setattr(MlflowClient, name, counted)
+    return made

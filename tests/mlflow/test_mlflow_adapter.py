@@ -121,7 +121,7 @@ def test_values_mlflow_would_truncate_are_rejected_before_sending(sqlite_uri: st
 
 
 def test_resuming_reads_no_metric_history_or_artifact_list(
-    sqlite_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_uri: str, tmp_path: Path, reads: list[str]
 ) -> None:
     tracker = build(tracking_uri=sqlite_uri)
     (tmp_path / "model.txt").write_text("weights")
@@ -131,22 +131,13 @@ def test_resuming_reads_no_metric_history_or_artifact_list(
         first.log_metrics({"loss": 0.5, "accuracy": 0.7}, step=7)
         first.log_metrics({"loss": 0.4}, step=3)  # a lower step after a higher one
         first.log_artifact(tmp_path / "model.txt")
-    reads: list[str] = []
-    for name in ("get_metric_history", "list_artifacts"):
-        original = getattr(MlflowClient, name)
-
-        def counted(self: MlflowClient, *args: Any, _name: str = name, _f: Any = original) -> Any:
-            reads.append(_name)
-            return _f(self, *args)
-
-        monkeypatch.setattr(MlflowClient, name, counted)
+    reads.clear()
     with tracker.start_run(run_id=first.id) as resumed:
         assert reads == []
         assert (resumed.experiment, resumed.name) == ("resumed", "long")
         resumed.log_metrics({"loss": 0.3})  # goes on after the highest step
         with pytest.raises(InvalidInputError, match=r"already '0\.1'"):
             resumed.log_params({"lr": 0.2})
-    monkeypatch.undo()
     assert [p.step for p in tracker.get_run(first.id).metrics["loss"]] == [7, 3, 8]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mlflow import MlflowClient
@@ -13,21 +12,6 @@ from tests.mlflow.conftest import Servers
 from trackstack.errors import RunNotFoundError
 from trackstack.experiment_trackers import BaseExperimentTracker
 from trackstack.records import LazyHistories
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The reads of histories and artifact listings made through MlflowClient, as they happen."""
-    made: list[str] = []
-    for name in ("get_metric_history", "list_artifacts"):
-        original = getattr(MlflowClient, name)
-
-        def counted(self: MlflowClient, *args: Any, _name: str = name, _f: Any = original) -> Any:
-            made.append(_name)
-            return _f(self, *args)
-
-        monkeypatch.setattr(MlflowClient, name, counted)
-    return made
 
 
 def logged_runs(tracker: BaseExperimentTracker, experiment: str, tmp_path: Path) -> list[str]:

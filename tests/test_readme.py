@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 import trackstack
+from trackstack.errors import MissingExtraError
 from trackstack.local.tracker import LocalExperimentTracker
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -27,7 +28,7 @@ def test_python_example_runs(code: str) -> None:
 
 
 def test_local_config_example_loads(monkeypatch: pytest.MonkeyPatch, isolated_cwd: Path) -> None:
-    (example,) = [text for text in blocks("yaml") if "flavor: local" in text]
+    (example,) = [text for text in blocks("yaml") if "flavor: local\n  name: team-store" in text]
     Path("trackstack.yaml").write_text(example)
     monkeypatch.setenv("TRACKSTACK_ROOT", str(isolated_cwd / "shared"))
     tracker = trackstack.load_tracker()
@@ -46,7 +47,20 @@ def test_entry_point_example_is_the_example_adapter_own() -> None:
 
 def test_yaml_examples_are_valid_yaml() -> None:
     for text in blocks("yaml"):
-        assert set(yaml.safe_load(text)) == {"experiment_tracker"}
+        assert set(yaml.safe_load(text)) in ({"experiment_tracker"}, {"experiment_trackers"})
+
+
+def test_the_fan_out_example_loads(isolated_cwd: Path) -> None:
+    (example,) = [text for text in blocks("yaml") if "experiment_trackers:" in text]
+    Path("trackstack.yaml").write_text(example)
+    mlflow = next(info for info in trackstack.list_flavors() if info.name == "mlflow")
+    if not mlflow.available:  # the first member is MLflow: the file says what to install
+        with pytest.raises(MissingExtraError, match=r"tracker 1: .*\[mlflow\]'"):
+            trackstack.load_tracker()
+        return
+    tracker = trackstack.load_tracker()
+    assert tracker.flavor == "fanout"
+    assert [member.name for member in tracker.trackers] == ["team-mlflow", "laptop"]  # type: ignore[attr-defined]
 
 
 def test_quickstart_prints_the_run_and_the_comparison(isolated_cwd: Path) -> None:

@@ -71,7 +71,8 @@ def test_unknown_flavor_lists_every_installed_one() -> None:
     with pytest.raises(FlavorNotFoundError) as caught:
         trackstack.get_flavor("nope")
     assert re.search(
-        r"installed flavors: broken, local, .*needs-sdk, not-a-flavor, secretive", str(caught.value)
+        r"installed flavors: broken, fanout, local, .*needs-sdk, not-a-flavor, secretive",
+        str(caught.value),
     )
     assert isinstance(caught.value, LookupError)
 

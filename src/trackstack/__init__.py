@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from trackstack.config import load_tracker
     from trackstack.enums import RunStatus
     from trackstack.experiment_trackers import StepRunInfo
+    from trackstack.fanout import fan_out
     from trackstack.records import MetricPoint, RunRecord
     from trackstack.registry import FlavorInfo, get_flavor, list_flavors
     from trackstack.run import Run
@@ -30,6 +31,7 @@ __all__ = [
     "RunStatus",
     "StepRunInfo",
     "compare_runs",
+    "fan_out",
     "get_flavor",
     "list_flavors",
     "load_tracker",
@@ -45,6 +47,7 @@ _HOMES = {
     "RunStatus": "trackstack.enums",
     "StepRunInfo": "trackstack.experiment_trackers",
     "compare_runs": "trackstack.compare",
+    "fan_out": "trackstack.fanout",
     "get_flavor": "trackstack.registry",
     "list_flavors": "trackstack.registry",
     "load_tracker": "trackstack.config",

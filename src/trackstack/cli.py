@@ -40,6 +40,20 @@ CONFIG_HELP = (
 )
 
 
+FANOUT_STARTER = """\
+# trackstack config logging every run to several trackers at once; check it with
+#   trackstack config validate {output}
+# Each entry is an experiment_tracker section (flavor, name, config); reads go to the
+# first that has the run. `trackstack config init FLAVOR` shows a flavor's fields.
+experiment_trackers:
+  - flavor: local
+    name: laptop
+  - flavor: local
+    name: backup
+    config:
+      root: .trackstack-backup
+"""
+
 _config_option = click.option("--config", "config_file", metavar="FILE", help=CONFIG_HELP)
 
 
@@ -118,6 +132,7 @@ def main() -> None:
     trackstack runs list                   runs of the configured tracker, newest first
     trackstack runs show RUN_ID            one run: times, params, tags, metrics, artifacts
     trackstack runs compare ID ID          params and final metrics side by side
+    trackstack runs verify RUN_ID          a fan-out run: do its trackers hold the same?
     trackstack sync                        deliver what waits in run journals
 
     Runs commands read the config that `trackstack config show` names, or --config FILE.
@@ -278,11 +293,14 @@ def config_show(config_file: str | None, as_json: bool) -> None:
     console = _console()
     console.print(f"config: {shown['source']}")
     console.print(f"flavor: {shown['flavor']}   name: {shown['name']}   log_on: {shown['log_on']}")
-    console.print(f"run journals: {shown['journal']}")
-    table = Table("field", "value", "from")
-    for field, entry in shown["config"].items():
-        table.add_row(field, entry["value"], entry["from"])
-    console.print(table)
+    for index, member in enumerate(shown.get("members", [shown]), 1):
+        if "members" in shown:
+            console.print(f"member {index}: flavor {member['flavor']}, name {member['name']}")
+        console.print(f"run journals: {member['journal']}")
+        table = Table("field", "value", "from")
+        for field, entry in member["config"].items():
+            table.add_row(field, entry["value"], entry["from"])
+        console.print(table)
 
 
 @config.command("init")
@@ -305,6 +323,10 @@ def config_init(flavor: str, output: Path, force: bool) -> None:
         model = get_flavor(flavor).config_class
     if output.exists() and not force:
         raise click.ClickException(f"{output} exists; pass --force to overwrite it")
+    if flavor == "fanout":
+        output.write_text(FANOUT_STARTER.format(output=output))
+        click.echo(f"wrote {output}")
+        return
     secrets = secret_field_names(model)
     lines = [
         f"# trackstack config for the {flavor} flavor; check it with",
@@ -519,6 +541,37 @@ def _resolve_runs(references: Sequence[str], default_config: str | None) -> list
         config_file, _, run_id = reference.rpartition(":")
         ordered.append(found[(config_file or default_config, run_id)])
     return ordered
+
+
+@runs.command("verify")
+@click.argument("run_id")
+@_config_option
+@_json_option
+def runs_verify(run_id: str, config_file: str | None, as_json: bool) -> None:
+    """Compare what each tracker of a fan-out config holds for RUN_ID.
+
+    Params, tags, every metric point, artifacts and status; exits 0 only if they agree.
+    """
+    with _failures():
+        tracker = _reading_tracker(config_file)
+        verify = getattr(tracker, "verify", None)
+        if verify is None:
+            raise TrackstackError(
+                f"the {tracker.flavor} tracker is one tracker: verify compares the members of an "
+                "experiment_trackers: config (a fan-out)"
+            )
+        found = verify(run_id)
+    if as_json:
+        _echo_json({"run_id": run_id, "members": found.members, "agree": found.agree,
+                    "differences": found.differences})  # fmt: skip
+    elif found.agree:
+        click.echo(f"run {run_id}: {', '.join(found.members)} agree")
+    else:
+        click.echo(f"run {run_id}: the members differ")
+        for difference in found.differences:
+            click.echo(f"  {difference}")
+    if not found.agree:
+        sys.exit(1)
 
 
 @runs.command("compare")

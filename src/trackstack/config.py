@@ -35,6 +35,7 @@ __all__ = ["CONFIG_ENV_VAR", "DEFAULT_CONFIG_FILES", "check_config", "interpolat
 CONFIG_ENV_VAR = "TRACKSTACK_CONFIG"
 DEFAULT_CONFIG_FILES = ("trackstack.yaml", "trackstack.toml")
 _SECTION = "experiment_tracker"
+_MEMBERS = "experiment_trackers"
 _SPEC_KEYS = ("flavor", "name", "config", "log_on")
 _REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
 # A tracker config is a few dozen values; these bound what a hostile file can cost.
@@ -186,6 +187,16 @@ def _resolve(value: Any, where: str, problems: list[str] | None = None) -> Any:
 
 def _build(data: Any, origin: str, config_dir: Path | None = None) -> BaseExperimentTracker:
     """The tracker ``data`` describes; relative paths in it resolve against ``config_dir``."""
+    members = _members(data, origin)
+    if members is not None:
+        from trackstack.fanout import fan_out
+
+        trackers = [_build(member, f"{origin}, tracker {index + 1}", config_dir)
+                    for index, member in enumerate(members)]  # fmt: skip
+        try:
+            return fan_out(trackers)
+        except TrackstackError as exc:
+            raise ConfigError(f"{origin}: {exc}") from None
     spec = _spec(data, origin)
     flavor = _flavor(spec.flavor, origin)
     config, from_env = _config_values(flavor.config_class, spec.config, origin)
@@ -209,6 +220,25 @@ def _flavor(name: str, origin: str) -> Flavor:
         raise type(exc)(f"{origin}: {exc}") from None
 
 
+def _members(data: Any, origin: str) -> list[Any] | None:
+    """The ``experiment_trackers:`` list of a fan-out config, else None."""
+    if not isinstance(data, Mapping) or _MEMBERS not in data:
+        return None
+    extra = sorted(set(data) - {_MEMBERS})
+    if extra:
+        raise ConfigError(
+            f"{origin}: unknown top-level key(s) {extra} beside {_MEMBERS!r}; give either "
+            f"{_SECTION!r} (one tracker) or {_MEMBERS!r} (a list of them)"
+        )
+    members = data[_MEMBERS]
+    if not isinstance(members, list) or not members:
+        raise ConfigError(
+            f"{origin}: {_MEMBERS!r} must be a list of trackers, each as the {_SECTION!r} "
+            "section is (flavor, name, config)"
+        )
+    return members
+
+
 class _Spec(NamedTuple):
     flavor: str
     name: str | None
@@ -224,7 +254,10 @@ def _spec(data: Any, origin: str) -> _Spec:
     if _SECTION in data:
         extra = sorted(set(data) - {_SECTION})
         if extra:
-            raise ConfigError(f"{origin}: unknown top-level key(s) {extra}; only {_SECTION!r}")
+            raise ConfigError(
+                f"{origin}: unknown top-level key(s) {extra}; only {_SECTION!r} "
+                f"(or {_MEMBERS!r}, a list of trackers)"
+            )
         spec = data[_SECTION]
         if not isinstance(spec, Mapping):
             raise ConfigError(f"{origin}: {_SECTION!r} must be a mapping")
@@ -289,6 +322,22 @@ def _config_values(
     return config, from_env
 
 
+def _check_members(
+    members: list[Any], origin: str, config_dir: Path
+) -> tuple[list[str], list[str]]:
+    import warnings
+
+    errors: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for index, member in enumerate(members):
+            try:
+                _build(member, f"{origin}, tracker {index + 1}", config_dir)
+            except TrackstackError as exc:
+                errors.append(str(exc))
+    return errors, [f"{origin}: {warning.message}" for warning in caught]
+
+
 def describe_config(source: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The config in effect (``trackstack config show``): where it was found, the tracker it
     builds, and each config field's value and where that came from (the file, the
@@ -311,7 +360,21 @@ def describe_config(source: str | os.PathLike[str] | None = None) -> dict[str, A
     else:
         data = _read(path)
         tracker = _build(data, str(path), path.absolute().parent)
-    raw = _spec(data, str(path)).config
+    shown = {"source": found, "file": None if path is None else str(path)}
+    members = _members(data, str(path))
+    if members is None:
+        return {**shown, **_described(tracker, _spec(data, str(path)).config)}
+    trackers = getattr(tracker, "trackers", [])
+    described = [
+        _described(member, _spec(raw, str(path)).config)
+        for member, raw in zip(trackers, members, strict=True)
+    ]
+    return {**shown, "flavor": tracker.flavor, "name": tracker.name, "log_on": tracker.log_on,
+            "members": described}  # fmt: skip
+
+
+def _described(tracker: BaseExperimentTracker, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """One tracker's flavor, name and each field's value and where it came from."""
     secrets = secret_field_names(type(tracker.config))
     dumped = tracker.config.model_dump(mode="json")
     fields: dict[str, dict[str, str]] = {}
@@ -328,8 +391,6 @@ def describe_config(source: str | os.PathLike[str] | None = None) -> dict[str, A
             value = dumped[field] if isinstance(dumped[field], str) else json.dumps(dumped[field])
         fields[field] = {"value": value, "from": origin}
     return {
-        "source": found,
-        "file": None if path is None else str(path),
         "flavor": tracker.flavor,
         "name": tracker.name,
         "log_on": tracker.log_on,
@@ -348,7 +409,11 @@ def check_config(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
 
     origin = str(path)
     try:
-        spec = _spec(_read(Path(path)), origin)
+        data = _read(Path(path))
+        members = _members(data, origin)
+        if members is not None:  # a fan-out: each member checked as a file of its own
+            return _check_members(members, origin, Path(path).absolute().parent)
+        spec = _spec(data, origin)
         flavor = _flavor(spec.flavor, origin)
     except TrackstackError as exc:
         return [str(exc)], []

@@ -39,13 +39,17 @@ def sync(
     root = Path(chosen) if chosen is not None else None
     report = SyncReport()
     if tracker is not None:
-        sync_folder(tracker, tracker.journal_folder(root), report)
+        # A fan-out tracker's runs are journaled by each member, in the member's folder.
+        for member in getattr(tracker, "trackers", [tracker]):
+            sync_folder(member, member.journal_folder(root), report)
         return report
     base = root or default_root()
     configured = _configured()
+    members = [] if configured is None else getattr(configured, "trackers", [configured])
+    known = {member.journal_folder(base): member for member in members}
     for folder in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
-        if configured is not None and configured.journal_folder(base) == folder:
-            sync_folder(configured, folder, report)
+        if folder in known:
+            sync_folder(known[folder], folder, report)
             continue
         rebuilt = _rebuild(folder)
         if isinstance(rebuilt, str):

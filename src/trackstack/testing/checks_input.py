@@ -93,22 +93,40 @@ class InputChecks(SuiteBase):
         tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        config: dict[str, Any] = {}
-        for field, value in tracker.config.model_dump(mode="json").items():
-            secret = getattr(tracker.config, field)
-            if isinstance(secret, SecretStr):
-                variable = f"TRACKSTACK_CONFORMANCE_{field.upper()}"
-                monkeypatch.setenv(variable, secret.get_secret_value())
-                config[field] = f"${{{variable}}}"
-            elif value is not None:
-                config[field] = value
-        document = {
-            "experiment_tracker": {"flavor": tracker.flavor, "name": tracker.name, "config": config}
-        }
+        members = getattr(tracker, "trackers", None)  # a fan-out: a list of trackers
+        if members is None:
+            document: dict[str, Any] = {_SECTION: _written(tracker, monkeypatch, "")}
+        else:
+            document = {
+                _MEMBERS: [_written(m, monkeypatch, f"{i}_") for i, m in enumerate(members)]
+            }
         path = tmp_path / "tracker.yaml"
         path.write_text(yaml.safe_dump(document))
         loaded = load_tracker(path)
         assert type(loaded) is type(tracker)
         assert loaded.name == tracker.name
         assert loaded.flavor == tracker.flavor
-        assert loaded.config == tracker.config
+        pairs = zip(getattr(loaded, "trackers", [loaded]), members or [tracker], strict=True)
+        for built, original in pairs:
+            assert type(built) is type(original)
+            assert built.config == original.config
+
+
+def _written(
+    tracker: BaseExperimentTracker, monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> dict[str, Any]:
+    """The tracker as a config file's section, its secrets read through ``${VAR}``."""
+    config: dict[str, Any] = {}
+    for field, value in tracker.config.model_dump(mode="json").items():
+        secret = getattr(tracker.config, field)
+        if isinstance(secret, SecretStr):
+            variable = f"TRACKSTACK_CONFORMANCE_{prefix}{field.upper()}"
+            monkeypatch.setenv(variable, secret.get_secret_value())
+            config[field] = f"${{{variable}}}"
+        elif value is not None:
+            config[field] = value
+    return {"flavor": tracker.flavor, "name": tracker.name, "config": config}
+
+
+_SECTION = "experiment_tracker"
+_MEMBERS = "experiment_trackers"

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from trackstack.enums import RunStatus
 from trackstack.records import MetricPoint, RunRecord
 
-__all__ = ["LocalStoreReader", "RunReader"]
+__all__ = ["FanOutReader", "LocalStoreReader", "RunReader"]
 
 
 class RunReader(Protocol):
@@ -84,3 +84,36 @@ class LocalStoreReader:
             end_time=None if end is None else datetime.fromtimestamp(end, UTC),
             parent_id=parent_id,
         )
+
+
+class FanOutReader:
+    """Reads a fan-out run from its first member's backend, with that member's own reader."""
+
+    def __init__(self, member: Any, reader: RunReader) -> None:
+        self.member = member
+        self.reader = reader
+
+    @classmethod
+    def for_tracker(cls, tracker: Any) -> FanOutReader:
+        """The reader of a fan-out tracker's first member, found as the suite finds any."""
+        from importlib.metadata import entry_points
+
+        member = tracker.trackers[0]
+        found = [p for p in entry_points(group="trackstack.readers") if p.name == member.flavor]
+        if not found:
+            raise LookupError(f"flavor {member.flavor!r} registers no trackstack.readers entry")
+        return cls(member, found[0].load()(member))
+
+    def _member_id(self, shared: str) -> str:
+        from trackstack.fanout import RUN_ID_TAG
+
+        (record,) = self.member.list_runs(tags={RUN_ID_TAG: shared}, limit=1)
+        return str(record.id)
+
+    def read(self, run_id: str) -> RunRecord:
+        from trackstack.fanout import shared_record
+
+        return shared_record(self.reader.read(self._member_id(run_id)), run_id)
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        return self.reader.read_artifact(self._member_id(run_id), path)

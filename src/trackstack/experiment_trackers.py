@@ -258,20 +258,7 @@ class BaseExperimentTracker(StackComponent, ABC):
         manager or call ``end()``.
         """
         run_settings = self.validate_settings(settings)
-        tag_map = tag_values(tags or {})
-        check_lengths(tag_map, self.capabilities.max_tag_length, "tag")
-        for value, what in ((experiment, "experiment"), (run_name, "run_name")):
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise InvalidInputError(f"{what} must be a non-empty string, got {value!r}")
-        parent_id = parent.id if isinstance(parent, Run) else parent
-        if parent_id is not None:
-            self._require("nested_runs", "nest runs (parent=...)")
-            if not isinstance(parent_id, str) or not parent_id:
-                raise InvalidInputError(f"parent must be a run or a run id, got {parent!r}")
-        if run_id is not None:
-            self._require("resume", "resume runs (run_id=...)")
-            if not isinstance(run_id, str) or not run_id:
-                raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
+        tag_map, parent_id = self._checked_start(experiment, run_name, tags, run_id, parent)
         # Checked like any other rank's call above; only the backend is left out.
         if self.log_on == "rank0" and (rank := process_rank()) != 0:
             return self._discarding_run(rank, experiment or self.experiment_for(run_settings))
@@ -327,6 +314,31 @@ class BaseExperimentTracker(StackComponent, ABC):
             sender_process().prepare(self)
         recover_in_background(self, self.journal_folder())
         return run
+
+    def _checked_start(
+        self,
+        experiment: str | None,
+        run_name: str | None,
+        tags: Mapping[str, Any] | None,
+        run_id: str | None,
+        parent: Run | str | None,
+    ) -> tuple[dict[str, str], str | None]:
+        """``start_run``'s arguments checked: the tags as strings, and the parent's id."""
+        tag_map = tag_values(tags or {})
+        check_lengths(tag_map, self.capabilities.max_tag_length, "tag")
+        for value, what in ((experiment, "experiment"), (run_name, "run_name")):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise InvalidInputError(f"{what} must be a non-empty string, got {value!r}")
+        parent_id = parent.id if isinstance(parent, Run) else parent
+        if parent_id is not None:
+            self._require("nested_runs", "nest runs (parent=...)")
+            if not isinstance(parent_id, str) or not parent_id:
+                raise InvalidInputError(f"parent must be a run or a run id, got {parent!r}")
+        if run_id is not None:
+            self._require("resume", "resume runs (run_id=...)")
+            if not isinstance(run_id, str) or not run_id:
+                raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
+        return tag_map, parent_id
 
     def _discarding_run(self, rank: int, experiment: str | None) -> Run:
         return Run(

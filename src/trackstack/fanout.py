@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any, cast
 
 from pydantic import ConfigDict, field_serializer
@@ -178,16 +177,7 @@ class FanOutTracker(BaseExperimentTracker):
             raise UnsupportedOperationError(
                 "a fan-out tracker takes no per-run settings: set them on a member tracker"
             )
-        tag_map = tag_values(tags or {})
-        check_lengths(tag_map, self.capabilities.max_tag_length, "tag")
-        for value, what in ((experiment, "experiment"), (run_name, "run_name")):
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise InvalidInputError(f"{what} must be a non-empty string, got {value!r}")
-        parent_id = parent.id if isinstance(parent, Run) else parent
-        if parent_id is not None and (not isinstance(parent_id, str) or not parent_id):
-            raise InvalidInputError(f"parent must be a run or a run id, got {parent!r}")
-        if run_id is not None and (not isinstance(run_id, str) or not run_id):
-            raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
+        tag_map, parent_id = self._checked_start(experiment, run_name, tags, run_id, parent)
         discarding = self.log_on == "rank0" and process_rank() != 0
         shared = run_id or uuid.uuid4().hex
         own = {RUN_ID_TAG: shared, **({PARENT_TAG: parent_id} if parent_id else {})}
@@ -534,14 +524,6 @@ class FanOutRun(Run):
 
     def __enter__(self) -> FanOutRun:
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        super().__exit__(exc_type, exc, tb)
 
     # -- internals ------------------------------------------------------------------------
 

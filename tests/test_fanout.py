@@ -234,3 +234,22 @@ def test_the_warning_for_a_troubled_member_is_said_once(
         run.end()
     said = [r for r in caplog.records if "fan-out member troubled" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_rank_policy_and_settings_go_to_the_members(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fan, healthy, troubled = pair(tmp_path)
+    fan.log_on = "rank0"
+    assert healthy.log_on == troubled.log_on == "rank0"
+    monkeypatch.setenv("RANK", "1")
+    with fan.start_run(experiment="ranked") as run:
+        run.log_metrics({"m": 1.0})
+    assert run.discards
+    assert healthy.missing_store() is not None  # nothing was written on rank 1
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(InvalidInputError, match="map a member's name"):
+        fan.start_run(settings={"nobody": {}})
+    with fan.start_run(experiment="ranked") as run:
+        run.log_metrics({"m": 1.0})
+    assert fan.verify(run.id).agree

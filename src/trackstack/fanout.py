@@ -89,6 +89,7 @@ _SHARED_SETTINGS = (
     "start_offline",
     "journal_dir",
     "send_from_process",
+    "log_on",
 )
 """Delivery settings that, set on the fan-out tracker, are set on every member."""
 
@@ -172,11 +173,11 @@ class FanOutTracker(BaseExperimentTracker):
         parent: Run | str | None = None,
         settings: Any = None,
     ) -> FanOutRun:
-        """Start a run in every member (or resume ``run_id``, or nest under ``parent``)."""
-        if settings:
-            raise UnsupportedOperationError(
-                "a fan-out tracker takes no per-run settings: set them on a member tracker"
-            )
+        """Start a run in every member (or resume ``run_id``, or nest under ``parent``).
+
+        ``settings`` maps a member's name to that member's per-run settings.
+        """
+        chosen = self._member_settings(settings)
         tag_map, parent_id = self._checked_start(experiment, run_name, tags, run_id, parent)
         discarding = self.log_on == "rank0" and process_rank() != 0
         shared = run_id or uuid.uuid4().hex
@@ -190,7 +191,7 @@ class FanOutTracker(BaseExperimentTracker):
                 member_id = None if run_id is None else self._member_id(member, run_id)
                 run = member.start_run(
                     experiment=experiment, run_name=run_name, tags={**tag_map, **own},
-                    run_id=member_id, parent=member_parent,
+                    run_id=member_id, parent=member_parent, settings=chosen.get(member.name),
                 )  # fmt: skip
             except TrackstackError as error:  # this member's trouble; the others go on
                 errors.append((member.name, error))
@@ -217,6 +218,20 @@ class FanOutTracker(BaseExperimentTracker):
         fan.problems.extend(f"{name}: {error}" for name, error in errors)
         self._live[shared] = fan
         return fan
+
+    def _member_settings(self, settings: Any) -> dict[str, Any]:
+        """Per-run settings by member name; each member checks its own."""
+        if not settings:
+            return {}
+        names = [member.name for member in self.trackers]
+        if not isinstance(settings, Mapping) or not set(settings) <= set(names):
+            raise InvalidInputError(
+                f"a fan-out tracker's settings map a member's name ({', '.join(names)}) to "
+                f"that member's per-run settings, got {settings!r}"
+            )
+        for member in self.trackers:
+            member.validate_settings(settings.get(member.name))
+        return dict(settings)
 
     def _member_id(self, member: BaseExperimentTracker, shared: str) -> str:
         """The member's own id of the fan-out run ``shared``."""
@@ -302,13 +317,11 @@ class FanOutTracker(BaseExperimentTracker):
     # -- ZenML's step lifecycle --------------------------------------------------------------
 
     def prepare_step_run(self, info: StepRunInfo) -> None:
-        settings = info.settings or None
-        if settings:
-            raise UnsupportedOperationError("a fan-out tracker takes no per-step settings")
         run = self.start_run(
             experiment=info.pipeline_name,
             run_name=f"{info.run_name}/{info.step_name}",
             tags=step_tags(info),
+            settings=info.settings,
         )
         self._step_runs[(info.run_id, info.step_name)] = run
         for member, member_run in run.members:

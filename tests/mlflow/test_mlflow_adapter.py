@@ -327,7 +327,11 @@ def test_readme_mlflow_configs_load(isolated_cwd: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "token-from-env")
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "reader")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "password-from-env")
-    examples = [text for text in blocks("yaml") if "flavor: mlflow" in text]
+    examples = [
+        text
+        for text in blocks("yaml")
+        if text.startswith("experiment_tracker:") and "flavor: mlflow" in text
+    ]
     assert len(examples) == 2
     for number, text in enumerate(examples):
         path = isolated_cwd / f"example{number}.yaml"

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import sys
+
 import nox
 
-nox.options.sessions = ["tests", "example_adapter", "lint", "typecheck"]
+nox.options.sessions = ["tests", "bridges", "example_adapter", "lint", "typecheck"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 EXTRAS = ["none", "mlflow", "wandb", "all"]
+BRIDGES = "lightning,transformers,accelerate"
+TORCH = "torch==2.13.0"
+"""The CPU build of torch that lies on these machines' disk."""
 
 
 def install(session: nox.Session, *groups: str, extra: str = "none") -> None:
     session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
     session.install("." if extra == "none" else f".[{extra}]")
+
+
+def install_torch(session: nox.Session) -> None:
+    """torch with pip, before anything that needs it: only pip looks where the CPU build
+    lies; uv (nox's installer) would download several GB of CUDA wheels instead."""
+    python = f"{session.bin}/python"
+    session.run(sys.executable, "-m", "pip", "--python", python, "install", "--quiet", TORCH,
+                external=True)  # fmt: skip
 
 
 # What depends on which extras are installed; the rest of the core's tests run in the
@@ -36,6 +49,15 @@ def tests(session: nox.Session, extra: str) -> None:
     elif extra != "none":
         arguments += [f"tests/{extra}", *EXTRA_AWARE]
     session.run("pytest", *arguments, *session.posargs)
+
+
+@nox.session
+def bridges(session: nox.Session) -> None:
+    """The framework bridges in real tiny trainings, with every flavor and fan-out."""
+    install_torch(session)
+    install(session, "test", "test-mlflow", extra=f"all,{BRIDGES}")
+    tests = [f"tests/{bridge}" for bridge in BRIDGES.split(",")]
+    session.run("pytest", f"--extras=all,{BRIDGES}", *tests, *EXTRA_AWARE, *session.posargs)
 
 
 @nox.session
@@ -61,12 +83,14 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Check types with mypy in strict mode, against every SDK the adapters use."""
-    install(session, "typecheck", "test-mlflow", extra="all")
+    install_torch(session)
+    install(session, "typecheck", "test-mlflow", extra=f"all,{BRIDGES}")
     session.run("mypy")
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run the benchmarks in benchmarks/ and print their figures."""
-    install(session, "test", extra="all")
+    install_torch(session)
+    install(session, "test", extra="all,lightning")
     session.run("python", "-m", "benchmarks", *session.posargs)

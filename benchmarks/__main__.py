@@ -16,6 +16,7 @@ from rich.table import Table
 
 from benchmarks import (
     import_cost,
+    lightning_loggers,
     memory,
     mlflow_throughput,
     read_scale,
@@ -179,6 +180,25 @@ def main() -> None:
         f"reading every history too {listing['list_and_every_history_seconds']:.2f} s"
     )
 
+    loggers = lightning_loggers.run(rounds=int(os.environ.get("BENCH_ROUNDS", "5")),
+                                    scale=float(os.environ.get("BENCH_SCALE", "1")))  # fmt: skip
+    table = Table(title=f"Lightning loggers, {loggers['steps']:,} steps x 4 metrics: "
+                  "log_metrics + save() per step, then finalize (median of rounds)")  # fmt: skip
+    for column in ("logger", "loop, ms/step", "until complete, s", "theirs / ours (range)"):
+        table.add_column(column, justify="left" if column == "logger" else "right")
+    for backend, names in lightning_loggers.PAIRS.items():
+        figures = loggers[backend]
+        for side, name in zip(("theirs", "ours"), names, strict=True):
+            ratio = ""
+            if side == "ours":
+                low, high = figures["theirs_over_ours_loop_per_step_range"]
+                ratio = (f"loop {figures['theirs_over_ours_loop_per_step']:.1f}x "
+                         f"({low:.1f}-{high:.1f}), complete "
+                         f"{figures['theirs_over_ours_complete']:.2f}x")  # fmt: skip
+            table.add_row(name, f"{figures[side]['loop_per_step'] * 1000:.3f}",
+                          f"{figures[side]['complete']:.2f}", ratio)  # fmt: skip
+    console.print(table)
+
     results = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -186,13 +206,16 @@ def main() -> None:
             "python": sys.version.split()[0],
             "cpus": os.cpu_count(),
         },
-        "versions": {d: _version(d) for d in ("trackstack", "mlflow", "wandb")},
+        "versions": {
+            d: _version(d) for d in ("trackstack", "mlflow", "wandb", "lightning", "torch")
+        },
         "import_cost": imports,
         "mlflow_throughput": throughput,
         "wandb_offline": offline,
         "server_crashes": faults,
         "memory": peaks,
         "read_scale": reads,
+        "lightning_loggers": loggers,
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"written to {RESULTS}")

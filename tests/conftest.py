@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.extras import ADAPTER_EXTRAS, add_extras_option, installed_extras
+from tests.extras import ADAPTER_EXTRAS, BRIDGE_EXTRAS, add_extras_option, installed_extras
 from trackstack.local.tracker import LocalExperimentTracker
 from trackstack.registry import get_flavor
 
@@ -21,7 +21,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     here = Path(__file__).resolve().parent
-    for extra in set(ADAPTER_EXTRAS) - installed_extras(config):
+    for extra in {*ADAPTER_EXTRAS, *BRIDGE_EXTRAS} - installed_extras(config):
         if collection_path.is_relative_to(here / extra):
             return True
     return None

@@ -11,14 +11,22 @@ from typing import Any
 import pytest
 
 ADAPTER_EXTRAS = {"mlflow": "mlflow", "wandb": "wandb", "plot": "matplotlib"}
-"""Each extra, and the module it installs; tests/<extra>/ holds the tests that need it."""
+"""Each extra in ``trackstack[all]``, and the module it installs; tests/<extra>/ holds the
+tests that need it."""
+BRIDGE_EXTRAS = {
+    "lightning": "lightning",
+    "transformers": "transformers",
+    "accelerate": "accelerate",
+}
+"""The framework bridges' extras (not in ``all``: each brings torch); tests/<extra>/ too."""
 
 
 def add_extras_option(parser: pytest.Parser) -> None:
     parser.addoption(
         "--extras",
         default=None,
-        help="extras this environment installs (none, mlflow, wandb, plot, all; comma-separated); "
+        help="extras this environment installs (none, mlflow, wandb, plot, all, lightning, "
+        "transformers, accelerate; comma-separated); "
         "their adapters' tests run, the others' missing-extra errors are tested instead. "
         "Default: the extras whose SDK is importable.",
     )
@@ -26,12 +34,13 @@ def add_extras_option(parser: pytest.Parser) -> None:
 
 def installed_extras(config: pytest.Config) -> set[str]:
     option = config.getoption("--extras")
+    known = {**ADAPTER_EXTRAS, **BRIDGE_EXTRAS}
     if option is None:
-        return {e for e, module in ADAPTER_EXTRAS.items() if importlib.util.find_spec(module)}
+        return {e for e, module in known.items() if importlib.util.find_spec(module)}
     chosen = {part.strip() for part in option.split(",")} - {"none", ""}
     if "all" in chosen:
-        return set(ADAPTER_EXTRAS)
-    unknown = chosen - set(ADAPTER_EXTRAS)
+        chosen = (chosen - {"all"}) | set(ADAPTER_EXTRAS)
+    unknown = chosen - set(known)
     if unknown:
         raise pytest.UsageError(f"--extras: unknown extra(s) {sorted(unknown)}")
     return chosen

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 import trackstack
-from tests.extras import ADAPTER_EXTRAS, installed_extras
+from tests.extras import ADAPTER_EXTRAS, BRIDGE_EXTRAS, installed_extras
 from trackstack.errors import MissingExtraError
 
 
@@ -26,3 +29,16 @@ def test_flavors_match_the_installed_extras(pytestconfig: pytest.Config) -> None
             with pytest.raises(MissingExtraError, match=rf"pip install 'trackstack\[{extra}\]'"):
                 trackstack.load_tracker({"flavor": extra})
     assert "mlflow" in infos
+
+
+@pytest.mark.parametrize("bridge", sorted(BRIDGE_EXTRAS))
+def test_a_bridge_without_its_framework_names_its_extra(
+    bridge: str, pytestconfig: pytest.Config
+) -> None:
+    code = f"import trackstack.integrations.{bridge}"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if bridge in installed_extras(pytestconfig):
+        assert result.returncode == 0, result.stderr
+    else:
+        assert "MissingExtraError" in result.stderr
+        assert f"pip install 'trackstack[{bridge}]'" in result.stderr

@@ -28,6 +28,17 @@ def test_import_trackstack_loads_nothing_heavy() -> None:
     assert not loaded & {"mlflow", "wandb", "pydantic", "yaml", "rich", "sqlite3", "numpy"}
 
 
+def test_the_core_at_work_imports_no_framework() -> None:
+    loaded = modules_after(
+        "import trackstack\n"
+        "tracker = trackstack.load_tracker({'flavor': 'local', 'config': {'root': 'store'}})\n"
+        "with tracker.start_run() as run:\n"
+        "    run.log_metrics({'m': 1})\n"
+        "trackstack.list_flavors()"
+    )
+    assert not loaded & {"torch", "lightning", "transformers", "accelerate", "zenml"}
+
+
 def test_every_public_name_resolves() -> None:
     for name in trackstack.__all__:
         assert getattr(trackstack, name) is not None

@@ -177,6 +177,15 @@ class BaseExperimentTracker(StackComponent, ABC):
         # Fixed now, like a store's root: a later chdir must not move the journals.
         self._journal_root = journals.default_root()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as what built it (its config and settings), not its runs, threads and
+        # SDK clients: a tracker travels to a spawned process (a Lightning Trainer under
+        # DDP spawn, a multiprocessing worker) and starts there as a fresh copy.
+        identity = {key: getattr(self, key) for key in _IDENTITY}
+        kept = (*TRACKER_SETTINGS, "_journal_root")  # where it journals, fixed when built
+        settings = {key: vars(self)[key] for key in kept if key in vars(self)}
+        return _rebuilt_tracker, (type(self), identity, self._config, settings)
+
     @property
     def config(self) -> BaseExperimentTrackerConfig:
         """Returns the config of the experiment tracker."""
@@ -659,6 +668,36 @@ class BaseExperimentTracker(StackComponent, ABC):
     def _forget_run(self, run: Run) -> None:
         with self._runs_lock:
             self._open_runs.pop(run.id, None)
+
+
+_IDENTITY = ("name", "id", "flavor", "type", "user", "workspace", "created", "updated", "labels")
+TRACKER_SETTINGS = (
+    "buffer_size",
+    "flush_interval",
+    "max_buffered_points",
+    "max_block_seconds",
+    "retry_initial",
+    "retry_max",
+    "end_timeout",
+    "log_on",
+    "start_offline",
+    "journal_dir",
+    "send_from_process",
+    "sender_process_after",
+)
+"""The delivery settings a user may set on a tracker after building it."""
+
+
+def _rebuilt_tracker(
+    cls: type[BaseExperimentTracker],
+    identity: dict[str, Any],
+    config: StackComponentConfig,
+    settings: dict[str, Any],
+) -> BaseExperimentTracker:
+    tracker = cls(config=config, **identity)
+    for key, value in settings.items():
+        setattr(tracker, key, value)
+    return tracker
 
 
 def _statuses(

@@ -38,6 +38,7 @@ from trackstack.errors import (
     UnsupportedOperationError,
 )
 from trackstack.experiment_trackers import (
+    TRACKER_SETTINGS,
     BaseExperimentTracker,
     BaseExperimentTrackerConfig,
     BaseExperimentTrackerFlavor,
@@ -78,19 +79,7 @@ PARENT_TAG = "trackstack.parent_run_id"
 _OWN_TAGS = (RUN_ID_TAG, PARENT_TAG, "trackstack.journal")
 """Tags that are trackstack's bookkeeping on each member (the journal a pending run came from),
 left out of a fan-out run's record."""
-_SHARED_SETTINGS = (
-    "buffer_size",
-    "flush_interval",
-    "max_buffered_points",
-    "max_block_seconds",
-    "retry_initial",
-    "retry_max",
-    "end_timeout",
-    "start_offline",
-    "journal_dir",
-    "send_from_process",
-    "log_on",
-)
+_SHARED_SETTINGS = TRACKER_SETTINGS
 """Delivery settings that, set on the fan-out tracker, are set on every member."""
 
 
@@ -421,6 +410,7 @@ class FanOutRun(Run):
         self._next_step = next_step
         self._params = dict(params)
         self._status = RunStatus.RUNNING
+        self._detached = False
         self._warned: set[str] = set()
 
     @property
@@ -472,13 +462,7 @@ class FanOutRun(Run):
             )
         values = {}
         for key, value in metrics.items():
-            name = check_key(key, "metric")
-            if name in self._caps.reserved_metric_keys:
-                raise InvalidInputError(f"metric name {name!r} is reserved by a member's backend")
-            for member, _ in self.members:
-                pattern = member.capabilities.key_pattern
-                if pattern is not None:
-                    check_backend_keys([name], pattern, member.flavor, "metric")
+            name = self.check_metric_key(key)
             values[name] = metric_value(name, value)
         given = None if step is None else check_step(step)
         self._check_open()
@@ -491,6 +475,16 @@ class FanOutRun(Run):
             )
         self._next_step = used + 1
         self._each(lambda run: run.log_metrics(values, step=used))
+
+    def check_metric_key(self, key: object) -> str:
+        name = check_key(key, "metric")
+        if name in self._caps.reserved_metric_keys:
+            raise InvalidInputError(f"metric name {name!r} is reserved by a member's backend")
+        for member, _ in self.members:
+            pattern = member.capabilities.key_pattern
+            if pattern is not None:
+                check_backend_keys([name], pattern, member.flavor, "metric")
+        return name
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         values = tag_values(tags)
@@ -518,7 +512,7 @@ class FanOutRun(Run):
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """End every member's run; what members refused is named once by a ``BackendError``."""
         final = coerce_status(status)
-        if self._status is not RunStatus.RUNNING:
+        if self._status is not RunStatus.RUNNING or self._detached:
             return
         self._status = final
         self._each(lambda run: run.end(final), ended=True)
@@ -528,6 +522,13 @@ class FanOutRun(Run):
                 f"fan-out run {self.id}: {len(self.problems)} member problem(s), everything else "
                 f"delivered: {'; '.join(self.problems[:5])}"
             )
+
+    def detach(self) -> None:
+        if self._status is not RunStatus.RUNNING or self._detached:
+            return
+        self._each(lambda run: run.detach(), ended=True)
+        self._detached = True
+        self._fan._forget_live(self)
 
     def _abandon(self) -> None:
         for _, run in self.members:
@@ -541,10 +542,10 @@ class FanOutRun(Run):
     # -- internals ------------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._status is not RunStatus.RUNNING:
+        if self._status is not RunStatus.RUNNING or self._detached:
+            ended = "was detached" if self._detached else f"has ended ({self._status.value})"
             raise InvalidInputError(
-                f"run {self.id} has ended ({self._status.value}); resume it with "
-                f"start_run(run_id={self.id!r}) to log more"
+                f"run {self.id} {ended}; resume it with start_run(run_id={self.id!r}) to log more"
             )
 
     def _each(self, call: Any, ended: bool = False) -> None:

@@ -126,6 +126,7 @@ class Run:
         """Metric keys that passed every check: the loop checks each key once, not per call."""
         self._next_step = next_step
         self._status = RunStatus.RUNNING
+        self._detached = False
         self._pid = os.getpid()
         self._sender: RunSender | None = None
         if not discard:
@@ -151,6 +152,11 @@ class Run:
     def status(self) -> RunStatus:
         """RUNNING until ``end()``, then the status it ended with."""
         return self._status
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The params this run holds (logged here, or found when it was resumed), as stored."""
+        return dict(self._params)
 
     @property
     def buffered_points(self) -> int:
@@ -213,7 +219,7 @@ class Run:
         values: dict[str, float] = {}
         for key, value in metrics.items():
             if type(key) is not str or key not in accepted:
-                self._accept_metric_key(key)
+                self.check_metric_key(key)
             values[key] = metric_value(key, value)
         caps = self._tracker.capabilities
         given_step = None if step is None else check_step(step)
@@ -234,8 +240,11 @@ class Run:
                 self._sender.start_thread()
             self._raise_pending()
 
-    def _accept_metric_key(self, key: object) -> None:
-        """Check a metric key against every rule, and remember a good one for the next calls."""
+    def check_metric_key(self, key: object) -> str:
+        """Return ``key`` if the backend takes it as a metric name; else ``InvalidInputError``.
+
+        A key that passes is remembered, so the training loop checks each key once.
+        """
         name = check_key(key, "metric")
         caps = self._tracker.capabilities
         if name in caps.reserved_metric_keys:
@@ -247,6 +256,7 @@ class Run:
             check_backend_keys([name], caps.key_pattern, self._tracker.flavor, "metric")
         if len(self._accepted_keys) < _ACCEPTED_KEYS:
             self._accepted_keys.add(name)
+        return name
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags; a tag set again takes the new value. Delivered in the background."""
@@ -317,7 +327,7 @@ class Run:
         While the backend is unreachable this returns; the points wait in the
         journal and the background thread retries.
         """
-        if self._sender is not None and self._status is RunStatus.RUNNING:
+        if self._sender is not None and self._status is RunStatus.RUNNING and not self._detached:
             self._sender.flush()
         with self._lock:
             self._raise_pending()
@@ -332,10 +342,16 @@ class Run:
         """
         self._end(coerce_status(status), self._tracker.end_timeout)
 
+    def detach(self) -> None:
+        """Deliver everything and let go of the run without ending it: it stays RUNNING for
+        another process to resume (``start_run(run_id=...)``), as a requeued job does."""
+        self._end(None, self._tracker.end_timeout)
+        self._detached = True
+
     def _end(self, final: RunStatus | None, timeout: float) -> None:
         """End with ``final``, or (None) deliver and leave the run open for good at exit."""
         with self._backend_lock, self._lock:
-            if self._status is not RunStatus.RUNNING:
+            if self._status is not RunStatus.RUNNING or self._detached:
                 return
             sender = self._sender
             delivered = True
@@ -397,10 +413,10 @@ class Run:
     # -- internals ----------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._status is not RunStatus.RUNNING:
+        if self._status is not RunStatus.RUNNING or self._detached:
+            ended = "was detached" if self._detached else f"has ended ({self._status.value})"
             raise InvalidInputError(
-                f"run {self.id} has ended ({self._status.value}); resume it with "
-                f"start_run(run_id={self.id!r}) to log more"
+                f"run {self.id} {ended}; resume it with start_run(run_id={self.id!r}) to log more"
             )
         if os.getpid() != self._pid:
             raise InvalidInputError(

@@ -15,11 +15,19 @@ EXTRAS = ["none", "mlflow", "wandb", "all"]
 BRIDGES = "lightning,transformers,accelerate"
 TORCH = "torch==2.13.0"
 """The CPU build of torch that lies on these machines' disk."""
+ZENML = "zenml==0.98.*"
 
 
-def install(session: nox.Session, *groups: str, extra: str = "none") -> None:
-    session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
-    session.install("." if extra == "none" else f".[{extra}]")
+def install(
+    session: nox.Session, *groups: str, extra: str = "none", lowest: bool = False, also: str = ""
+) -> None:
+    """The project with ``extra``, the dependency ``groups`` and ``also``, resolved together;
+    ``lowest``: each requirement at the lowest version its floor allows (uv's lowest-direct),
+    so the floors in pyproject.toml are versions the tests pass with."""
+    options = ["--resolution=lowest-direct"] if lowest else []
+    project = "." if extra == "none" else f".[{extra}]"
+    requirements = [*nox.project.dependency_groups(PYPROJECT, *groups), *also.split()]
+    session.install(*options, *requirements, project)
 
 
 def install_torch(session: nox.Session) -> None:
@@ -38,16 +46,23 @@ EXTRA_AWARE = ["tests/test_extras.py", "tests/test_import.py", "tests/test_regis
 @nox.session
 @nox.parametrize("extra", EXTRAS)
 def tests(session: nox.Session, extra: str) -> None:
-    """Run the test suite with one extra installed ("none": the core alone)."""
+    """Run the test suite with one extra installed ("none": the core alone).
+
+    "none", "mlflow" and "wandb" install the lowest versions the requirements allow;
+    "all" the newest, beside ZenML 0.98 (whose pins trackstack's floors must admit),
+    and runs the ZenML flavor's tests too.
+    """
     groups = ["test", *(["test-mlflow"] if extra == "mlflow" else [])]
-    install(session, *groups, extra=extra)
-    arguments = [f"--extras={extra}"]
     if extra == "all":
+        install(session, *groups, extra="all,zenml", also=ZENML)
         # Each adapter's suite runs in its own session; this one checks that the
         # extras install together and that every flavor is then available.
-        arguments += ["--ignore=tests/mlflow", "--ignore=tests/wandb"]
-    elif extra != "none":
-        arguments += [f"tests/{extra}", *EXTRA_AWARE]
+        arguments = ["--extras=all,zenml", "--ignore=tests/mlflow", "--ignore=tests/wandb"]
+    else:
+        install(session, *groups, extra=extra, lowest=True)
+        arguments = [f"--extras={extra}"]
+        if extra != "none":
+            arguments += [f"tests/{extra}", *EXTRA_AWARE]
     session.run("pytest", *arguments, *session.posargs)
 
 
@@ -84,7 +99,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """Check types with mypy in strict mode, against every SDK the adapters use."""
     install_torch(session)
-    install(session, "typecheck", "test-mlflow", extra=f"all,{BRIDGES}")
+    install(session, "typecheck", "test-mlflow", extra=f"all,zenml,{BRIDGES}")
     session.run("mypy")
 
 

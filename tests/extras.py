@@ -17,8 +17,10 @@ BRIDGE_EXTRAS = {
     "lightning": "lightning",
     "transformers": "transformers",
     "accelerate": "accelerate",
+    "zenml": "zenml",
 }
-"""The framework bridges' extras (not in ``all``: each brings torch); tests/<extra>/ too."""
+"""The framework bridges' extras (not in ``all``: each brings its framework); tests/<extra>/
+holds each one's tests too."""
 
 
 def add_extras_option(parser: pytest.Parser) -> None:
@@ -26,7 +28,7 @@ def add_extras_option(parser: pytest.Parser) -> None:
         "--extras",
         default=None,
         help="extras this environment installs (none, mlflow, wandb, plot, all, lightning, "
-        "transformers, accelerate; comma-separated); "
+        "transformers, accelerate, zenml; comma-separated); "
         "their adapters' tests run, the others' missing-extra errors are tested instead. "
         "Default: the extras whose SDK is importable.",
     )

@@ -298,6 +298,8 @@ ALIAS_BOMB = textwrap.dedent("""\
         ),
         ("huge.yaml", "# padding\n" * 200_000, "larger than 1,048,576 bytes"),
     ],
+    ids=["bomb.yaml", "deep.yaml", "deep.toml", "wide.yaml", "huge.yaml"],  # not the texts:
+    # the test's id goes into $PYTEST_CURRENT_TEST, and a 2 MB one stops any child starting
 )
 def test_a_config_file_built_to_exhaust_the_loader_is_a_config_error(
     isolated_cwd: Path, name: str, text: str, reason: str

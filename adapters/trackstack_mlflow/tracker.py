@@ -6,6 +6,7 @@ MLflow is imported on the first call that needs it, not when this module loads.
 from __future__ import annotations
 
 import contextvars
+import logging
 import math
 import sys
 import threading
@@ -20,7 +21,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from trackstack.enums import RunStatus
 from trackstack.environment import restored_environment, scoped_environment
-from trackstack.errors import ConfigError, MissingExtraError, RunNotFoundError
+from trackstack.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    MissingExtraError,
+    RunNotFoundError,
+)
 from trackstack.experiment_trackers import (
     BaseExperimentTracker,
     Capabilities,
@@ -46,6 +52,8 @@ if TYPE_CHECKING:
     from mlflow.entities import Run as MlflowRun
 
 __all__ = ["MLFlowExperimentTracker", "import_mlflow"]
+
+logger = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
 PIPELINE_RUN_TAG = "trackstack.pipeline_run_id"
@@ -396,7 +404,18 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
         settings = self.validate_settings(info.settings) or MLFlowExperimentTrackerSettings()
         experiment = self.experiment_for(settings) or info.pipeline_name
         nested = self.config.nested if settings.nested is None else settings.nested
-        existing = self._pipeline_run_id(experiment, info.run_id)
+        try:
+            existing = self._pipeline_run_id(experiment, info.run_id)
+        except BackendUnavailableError as error:
+            if not self.start_offline:
+                raise
+            # The step still runs and logs: its run starts pending, in a run of its own.
+            logger.warning(
+                "trackstack: cannot look up the MLflow run of pipeline run %s (%s); step %s "
+                "logs to a run of its own, created once the server answers",
+                info.run_id, error, info.step_name,
+            )  # fmt: skip
+            existing = None
         if not nested:
             if existing is not None:
                 return self.start_run(run_id=existing, tags=step_tags(info), settings=settings)
@@ -412,6 +431,8 @@ class MLFlowExperimentTracker(BaseExperimentTracker):
             )
         )
         self._step_parents[(info.run_id, info.step_name)] = parent
+        if parent.pending:  # a child needs its parent to exist: the step logs into the parent
+            return parent
         return self.start_run(
             experiment,
             run_name=info.step_name,

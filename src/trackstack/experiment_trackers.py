@@ -453,7 +453,7 @@ class BaseExperimentTracker(StackComponent, ABC):
         """Start (or resume) the run a pipeline step logs to, and make it the SDK's active run."""
         run = self.start_step_run(info)
         self._step_runs[(info.run_id, info.step_name)] = run
-        if not run.discards:
+        if _in_the_sdk(run):
             self.enter_step_run(info, run)
 
     def cleanup_step_run(self, info: StepRunInfo, step_failed: bool) -> None:
@@ -463,7 +463,7 @@ class BaseExperimentTracker(StackComponent, ABC):
         try:
             run.end(status)
         finally:
-            if not run.discards:
+            if _in_the_sdk(run):
                 self.exit_step_run(info, run, status)
 
     def start_step_run(self, info: StepRunInfo) -> Run:
@@ -491,6 +491,8 @@ class BaseExperimentTracker(StackComponent, ABC):
         run = self.step_run(info)
         if run.discards:
             return {"experiment_tracker_url": None, "trackstack_rank": process_rank()}
+        if run.pending:  # the backend has no such run yet: `trackstack sync` creates it
+            return {"experiment_tracker_url": None, "trackstack_pending_run_id": run.id}
         return {"experiment_tracker_url": run.url, **self.run_metadata(run)}
 
     def step_run(self, info: StepRunInfo) -> Run:
@@ -668,6 +670,12 @@ class BaseExperimentTracker(StackComponent, ABC):
     def _forget_run(self, run: Run) -> None:
         with self._runs_lock:
             self._open_runs.pop(run.id, None)
+
+
+def _in_the_sdk(run: Run) -> bool:
+    """Whether the backend's SDK can make ``run`` its active run: a run that discards has
+    no backend, and one started pending does not exist there until the backend answers."""
+    return not run.discards and not run.pending
 
 
 _IDENTITY = ("name", "id", "flavor", "type", "user", "workspace", "created", "updated", "labels")

@@ -140,8 +140,10 @@ def test_send_from_process_off_keeps_the_thread(sqlite_uri: str) -> None:
 
 
 TRAINING = """
-import sys, time
+import faulthandler, sys, time
 import trackstack
+
+faulthandler.dump_traceback_later(100)  # where it waits, should it outlive the test's wait
 from trackstack.delivery.sender_process import close_sender_process, sender_process
 
 tracker = trackstack.load_tracker({"flavor": "mlflow", "config": {"tracking_uri": sys.argv[1]}})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,145 @@ def test_a_checkpoint_is_uploaded_as_it_was_when_reported(tracker: BaseExperimen
     reader = LocalStoreReader.for_tracker(tracker)
     assert reader.read_artifact(str(logging_bridge.run_id), "checkpoints/last.ckpt") == b"epoch 1"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".trackstack")] == []
+
+
+def test_a_tracker_that_cannot_start_a_run_never_stops_training(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = RunBridge("testing", config=tmp_path / "no-such.yaml")
+    with caplog.at_level(logging.WARNING, "trackstack.integrations"):
+        missing.log_params({"lr": 0.1})
+        missing.log_metrics({"loss": 1.0}, step=0)
+        missing.end(RunStatus.FINISHED)
+    assert "no tracker to log to" in caplog.text
+    assert "no-such.yaml" in caplog.text
+    assert missing.run_id is None
+
+
+def test_a_run_that_cannot_be_resumed_goes_on_in_a_new_one(
+    tracker: BaseExperimentTracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    resuming = bridge(tracker, run_id="0123456789abcdef")
+    with caplog.at_level(logging.WARNING, "trackstack.integrations"):
+        resuming.log_metrics({"loss": 1.0}, step=7)
+    resuming.end(RunStatus.FINISHED)
+    assert "cannot resume run 0123456789abcdef" in caplog.text
+    record = tracker.get_run(str(resuming.run_id))
+    assert record.tags["trackstack.continues"] == "0123456789abcdef"
+    assert record.metrics["loss"][0].step == 7
+
+
+def test_one_refused_param_costs_only_itself(
+    tracker: BaseExperimentTracker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def refuse(known: Any, new: Any) -> None:
+        if "a.b" in new:
+            raise InvalidInputError("the backend takes no 'a.b' beside 'a'")
+
+    monkeypatch.setattr(tracker, "check_params", refuse)
+    logging_bridge = bridge(tracker)
+    deep: dict[str, Any] = {"lr": 0.1, "a": {"b": 1}, "batch": 32}
+    node = deep
+    for _ in range(40):  # a key path of more than 250 characters
+        node["nested_level_name"] = node = {}
+    node["leaf"] = 1
+    with caplog.at_level(logging.WARNING, "trackstack.integrations"):
+        logging_bridge.log_params(deep)
+    logging_bridge.end(RunStatus.FINISHED)
+    params = tracker.get_run(str(logging_bridge.run_id)).params
+    assert params["lr"] == "0.1"
+    assert params["batch"] == "32"
+    assert "a.b" not in params
+    assert "'a.b' not logged" in caplog.text
+    (long_key,) = [key for key in params if key.startswith("nested_level_name.")]
+    assert len(long_key) == 250  # named close to the original, warned about
+
+
+def test_secrets_are_masked_under_any_part_of_their_key(tracker: BaseExperimentTracker) -> None:
+    logging_bridge = bridge(tracker)
+    logging_bridge.log_params({
+        "credentials": {"pass": "pw1", "user": "alice"}, "secrets": {"openai": "sk-1"},
+        "auth": {"bearer": "tok"}, "api_key": 1234567, "db": {"password": {"value": "pw2"}},
+        "timeout": None,
+    })  # fmt: skip
+    logging_bridge.end(RunStatus.FINISHED)
+    params = tracker.get_run(str(logging_bridge.run_id)).params
+    assert params == {
+        "credentials": MASKED, "secrets": MASKED, "auth": MASKED, "api_key": MASKED,
+        "db.password": MASKED, "timeout": "None",
+    }  # fmt: skip
+
+
+def test_a_long_param_keeps_its_first_value(
+    tracker: BaseExperimentTracker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limited = dataclasses.replace(tracker.capabilities, max_param_length=10)
+    monkeypatch.setattr(type(tracker), "capabilities", limited)
+    logging_bridge = bridge(tracker)
+    with caplog.at_level(logging.WARNING, "trackstack.integrations"):
+        logging_bridge.log_params({"notes": "first value"})
+        logging_bridge.log_params({"notes": "first value"})
+        logging_bridge.log_params({"notes": "second value"})
+    logging_bridge.end(RunStatus.FINISHED)
+    reader = LocalStoreReader.for_tracker(tracker)
+    assert reader.read_artifact(str(logging_bridge.run_id), "params/notes.txt") == b"first value"
+    assert "'notes' is already 'first value'" in caplog.text
+    assert caplog.text.count("has 11 characters") == 1
+
+
+def test_after_a_requeue_nothing_more_is_logged_nor_resumed(
+    tracker: BaseExperimentTracker,
+) -> None:
+    logging_bridge = bridge(tracker)
+    logging_bridge.log_metrics({"loss": 1.0}, step=0)
+    run_id = logging_bridge.run_id
+    logging_bridge.detach()
+    logging_bridge.log_metrics({"loss": 0.5}, step=1)  # Lightning trains on until SIGTERM
+    logging_bridge.end(RunStatus.FAILED)  # then finalize("failed")
+    record = tracker.get_run(str(run_id))
+    assert record.status is RunStatus.RUNNING
+    assert [p.step for p in record.metrics["loss"]] == [0]
+
+
+def test_a_forked_process_resumes_the_run_by_its_id(tracker: BaseExperimentTracker) -> None:
+    logging_bridge = bridge(tracker)
+    logging_bridge.log_metrics({"loss": 1.0}, step=0)
+    parents = logging_bridge.current
+    logging_bridge._pid = -1  # as a fork's child sees it: the run is its parent's
+    parents.detach()  # type: ignore[union-attr]  # the parent's process lets it go
+    logging_bridge.log_metrics({"loss": 0.5}, step=1)
+    assert logging_bridge.current is not parents
+    assert logging_bridge.run_id == parents.id  # type: ignore[union-attr]
+    logging_bridge.end(RunStatus.FINISHED)
+    record = tracker.get_run(str(logging_bridge.run_id))
+    assert [p.step for p in record.metrics["loss"]] == [0, 1]
+
+
+def test_an_upload_in_progress_never_holds_up_log_metrics(
+    tracker: BaseExperimentTracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploading, release = threading.Event(), threading.Event()
+    upload = tracker.backend_log_artifact
+
+    def slow_upload(*args: Any) -> None:
+        uploading.set()
+        assert release.wait(120)
+        upload(*args)
+
+    monkeypatch.setattr(tracker, "backend_log_artifact", slow_upload)
+    (tmp_path / "big.ckpt").write_bytes(b"weights")
+    logging_bridge = bridge(tracker)
+    logging_bridge.upload(tmp_path / "big.ckpt", "checkpoints")
+    assert uploading.wait(120)
+    logged = threading.Thread(target=logging_bridge.log_metrics, args=({"loss": 1.0}, 0))
+    logged.start()
+    logged.join(60)
+    stuck = logged.is_alive()
+    release.set()
+    logging_bridge.end(RunStatus.FINISHED)
+    assert not stuck, "log_metrics waited for the upload"
+    assert tracker.get_run(str(logging_bridge.run_id)).artifacts == ["checkpoints/big.ckpt"]

@@ -277,17 +277,22 @@ class Run:
         """
         local = check_artifact_source(path, self._tracker.protected_paths())
         folder = check_artifact_path(artifact_path)
-        with self._backend_lock, self._lock:
-            self._check_open()
+        # Only _backend_lock while the backend takes the file: log_metrics needs just
+        # _lock, so a large upload from another thread never holds up the training loop.
+        with self._backend_lock:
+            with self._lock:
+                self._check_open()
             if local.is_dir() and not self._tracker.capabilities.artifact_directories:
                 for file in sorted(p for p in local.rglob("*") if p.is_file()):
                     inner = file.parent.relative_to(local.parent).as_posix()
                     self._log_artifact_locked(file, f"{folder}/{inner}" if folder else inner)
             else:
                 self._log_artifact_locked(local, folder)
-            self._raise_pending()
+            with self._lock:
+                self._raise_pending()
 
     def _log_artifact_locked(self, local: Path, folder: str | None) -> None:
+        """Upload (the caller holds ``_backend_lock``), else keep a copy in the journal."""
         sender = self._sender
         if sender is None:
             return
@@ -316,8 +321,9 @@ class Run:
                     "trackstack: cannot copy artifact %s into the journal (%s); it is uploaded "
                     "from where it is once the backend answers", local, error,
                 )  # fmt: skip
-        sender.add(Kind.ARTIFACT, [stored, folder], [(stored, folder)])
-        sender.start_thread()
+        with self._lock:
+            sender.add(Kind.ARTIFACT, [stored, folder], [(stored, folder)])
+            sender.start_thread()
 
     # -- flushing and ending ----------------------------------------------------
 

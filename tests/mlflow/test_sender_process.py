@@ -140,10 +140,13 @@ def test_send_from_process_off_keeps_the_thread(sqlite_uri: str) -> None:
 
 
 TRAINING = """
-import faulthandler, sys, time
+import faulthandler, signal, sys, time
 import trackstack
 
 faulthandler.dump_traceback_later(100)  # where it waits, should it outlive the test's wait
+# Ctrl-C raises KeyboardInterrupt in a program started from a terminal; one started by a
+# background job (CI run as `ci &`) inherits SIGINT ignored, and would sleep through it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from trackstack.delivery.sender_process import close_sender_process, sender_process
 
 tracker = trackstack.load_tracker({"flavor": "mlflow", "config": {"tracking_uri": sys.argv[1]}})

@@ -88,10 +88,11 @@ def register(env: dict[str, str], tracker_config: str, *secrets: str) -> None:
           "--set")  # fmt: skip
 
 
-def run_pipeline(env: dict[str, str], **extra: str) -> dict[str, Any]:
+def run_pipeline(env: dict[str, str], cwd: Path | None = None, **extra: str) -> dict[str, Any]:
     import json
 
-    result = subprocess.run([sys.executable, "pipeline.py"], env={**env, **extra},
+    script = str(Path("pipeline.py").absolute())
+    result = subprocess.run([sys.executable, script], env={**env, **extra}, cwd=cwd,
                             capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout.splitlines()[-1])  # type: ignore[no-any-return]
@@ -99,10 +100,11 @@ def run_pipeline(env: dict[str, str], **extra: str) -> dict[str, Any]:
 
 def test_a_step_logs_through_the_local_backend(zenml_home: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "trackstack.yaml").write_text(
-        f"experiment_tracker:\n  flavor: local\n  config:\n    root: {tmp_path / 'store'}\n"
+        "experiment_tracker:\n  flavor: local\n  config:\n    root: store\n"
     )
-    register(zenml_home, str(tmp_path / "trackstack.yaml"))
-    ran = run_pipeline(zenml_home)
+    register(zenml_home, "trackstack.yaml")  # read now: relative paths are made absolute
+    (tmp_path / "elsewhere").mkdir()
+    ran = run_pipeline(zenml_home, cwd=tmp_path / "elsewhere")
     assert ran["status"] == "completed"
     metadata = ran["metadata"]
     tracker = trackstack.load_tracker(tmp_path / "trackstack.yaml")
@@ -146,6 +148,7 @@ def test_an_inline_mlflow_config_with_a_zenml_secret(
     assert stored.params == {"lr": "0.1", "optimizer.name": "sgd"}
     assert "s3cret-value" not in repr(stored)
     assert metadata["mlflow_experiment_id"]
+    assert metadata["experiment_tracker_url"]  # the run's artifact folder, for a SQLite store
     # ZenML loads a flavor's source relative to the main module's folder: a file, not -c.
     (tmp_path / "inspect_component.py").write_text(
         textwrap.dedent("""

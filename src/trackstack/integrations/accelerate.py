@@ -43,7 +43,8 @@ class TrackstackTracker(GeneralTracker):  # type: ignore[misc]  # accelerate is 
     else ``trackstack.load_tracker()``. ``run_id`` resumes that run.
     ``log_checkpoints=True`` is refused: accelerate tells trackers nothing when it
     saves state; upload a folder after ``accelerator.save_state(folder)`` with
-    ``accelerator.get_tracker("trackstack").log_checkpoint(folder)``.
+    ``accelerator.get_tracker("trackstack").log_checkpoint(folder)`` on the main process
+    (elsewhere accelerate's ``get_tracker`` returns a blank tracker).
     """
 
     name = "trackstack"
@@ -64,7 +65,8 @@ class TrackstackTracker(GeneralTracker):  # type: ignore[misc]  # accelerate is 
         if log_checkpoints:
             raise InvalidInputError(
                 "accelerate tells trackers nothing when it saves state, so log_checkpoints "
-                "cannot work here; after accelerator.save_state(folder), call "
+                "cannot work here; after accelerator.save_state(folder), on the main process "
+                "(if accelerator.is_main_process:) call "
                 'accelerator.get_tracker("trackstack").log_checkpoint(folder)'
             )
         super().__init__()

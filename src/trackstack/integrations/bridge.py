@@ -30,6 +30,7 @@ import shutil
 import tempfile
 import threading
 import weakref
+from argparse import Namespace
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,31 +41,37 @@ from trackstack import run as runs
 from trackstack.config import load_tracker
 from trackstack.enums import RunStatus
 from trackstack.errors import InvalidInputError, MissingExtraError, TrackstackError
-from trackstack.experiment_trackers import BaseExperimentTracker
+from trackstack.experiment_trackers import PENDING_PREFIX, BaseExperimentTracker
 from trackstack.run import Run
 from trackstack.validation import MAX_KEY_LENGTH, check_key, metric_value, param_text
 
-__all__ = ["MASKED", "RunBridge", "is_secret_key", "require"]
+__all__ = ["MASKED", "RunBridge", "discarding_run", "is_secret_key", "require"]
 
 logger = logging.getLogger("trackstack.integrations")
 
 _UNSAFE_KEY_CHARS = re.compile(r"[^\w\-./: ]")
 _SECRET_WORDS = re.compile(
-    r"password|passwd|secret|api_?key|access_?key|private_?key|credential", re.IGNORECASE
+    r"password|passwd|passphrase|secret|api_?key|access_?key|private_?key|credential|"
+    r"authorization|bearer|^auth$|^pass$|^pwd$",
+    re.IGNORECASE,
 )
 # Tokenizer settings, not credentials.
 _SPECIAL_TOKENS = {f"{kind}_token" for kind in ("bos", "eos", "pad", "unk", "sep", "cls", "mask")}
 MASKED = "<masked>"
+_MAX_DEPTH = 32
+"""Nesting flattened at most; deeper mappings are stored as their text."""
 _REMEMBERED_KEYS = 10_000
 """Metric keys whose accepted name a bridge remembers (a loop may make up keys per step)."""
 
 
 def is_secret_key(key: str) -> bool:
-    """Whether a setting named ``key`` holds a credential (its last dotted part decides)."""
-    last = key.rsplit(".", 1)[-1].lower()
-    if _SECRET_WORDS.search(last):
-        return True
-    return (last == "token" or last.endswith("_token")) and last not in _SPECIAL_TOKENS
+    """Whether a setting named ``key`` holds a credential: any of its dotted parts does."""
+    for part in key.lower().split("."):
+        if _SECRET_WORDS.search(part):
+            return True
+        if (part == "token" or part.endswith("_token")) and part not in _SPECIAL_TOKENS:
+            return True
+    return False
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -121,7 +128,12 @@ class RunBridge:
         self._tracker = tracker
         self._config = dict(config) if isinstance(config, Mapping) else config
         self._run: Run | None = None
+        self._pid = os.getpid()
+        self._released = False
+        """Detached for a requeued job: this process logs no more."""
         self._names: dict[str, str | None] = {}
+        self._long: dict[str, str] = {}
+        """Params too long for the backend, to the text saved as an artifact."""
         self._warned: set[str] = set()
         self._lock = threading.RLock()
         self._uploads: ThreadPoolExecutor | None = None
@@ -152,31 +164,65 @@ class RunBridge:
         return self._run
 
     def start(self) -> Run:
-        """The run: started on first use, resumed after ``end()`` if the framework logs again."""
+        """The run: started on first use, resumed after ``end()`` if the framework logs again.
+
+        Never raises: a run that cannot be resumed (its backend down, its id unknown)
+        continues in a new run tagged ``trackstack.continues``; a tracker that cannot
+        start a run at all gives one that discards. Each is warned about.
+        """
         with self._lock:
-            if self._run is not None:
+            if self._run is not None and self._pid == os.getpid():
                 return self._run
-            tracker = self.tracker
-            tags = {"trackstack.framework": self.framework, **self.tags}
-            job = _slurm_job()
-            if job is not None:
-                tags["slurm.job_id"] = job
-                if self.run_id is None and os.environ.get("SLURM_RESTART_COUNT", "0") != "0":
-                    self.run_id = self._requeued_run(tracker, job)
-            run_id = self.run_id
-            if run_id is not None and not tracker.capabilities.resume:
-                self.warn(
-                    "resume",
-                    f"the {tracker.flavor} flavor cannot resume runs; run {run_id} "
-                    "continues as a new run",
-                )
-                run_id = None
-            self._run = tracker.start_run(
+            # A forked process resumes the run by its id: it cannot log to its parent's.
+            self._run, self._pid = None, os.getpid()
+            if self._released:
+                return discarding_run(self.experiment)
+            try:
+                tracker = self.tracker
+            except Exception as error:
+                self.warn("tracker", f"no tracker to log to ({error}); nothing is logged")
+                self._run = discarding_run(self.experiment)
+                return self._run
+            self._run = self._started(tracker)
+            if not self._run.discards:
+                self.run_id = self._run.id
+                _open_bridges.add(self)
+            return self._run
+
+    def _started(self, tracker: BaseExperimentTracker) -> Run:
+        tags = {"trackstack.framework": self.framework, **self.tags}
+        job = _slurm_job()
+        if job is not None:
+            tags["slurm.job_id"] = job
+            if self.run_id is None and os.environ.get("SLURM_RESTART_COUNT", "0") != "0":
+                self.run_id = self._requeued_run(tracker, job)
+        run_id = self.run_id
+        if run_id is not None and run_id.startswith(PENDING_PREFIX):
+            with contextlib.suppress(TrackstackError):  # created by a sync since: its real id
+                run_id = tracker._created_id(run_id)
+        if run_id is not None and not tracker.capabilities.resume:
+            self.warn("resume", f"the {tracker.flavor} flavor cannot resume runs; run "
+                      f"{run_id} continues as a new run")  # fmt: skip
+            tags["trackstack.continues"], run_id = run_id, None
+        try:
+            return tracker.start_run(
                 experiment=self.experiment, run_name=self.run_name, tags=tags, run_id=run_id
             )
-            self.run_id = self._run.id
-            _open_bridges.add(self)
-            return self._run
+        except Exception as error:
+            if run_id is None:
+                self.warn("start", f"cannot start a run ({error}); nothing is logged")
+                return tracker._discarding_run(0, self.experiment)
+            self.warn("resume", f"cannot resume run {run_id} ({error}); logging goes on in a "
+                      f"new run tagged trackstack.continues={run_id}")  # fmt: skip
+        try:
+            return tracker.start_run(
+                experiment=self.experiment,
+                run_name=self.run_name,
+                tags={**tags, "trackstack.continues": run_id},
+            )
+        except Exception as error:
+            self.warn("start", f"cannot start a run ({error}); nothing is logged")
+            return tracker._discarding_run(0, self.experiment)
 
     def _requeued_run(self, tracker: BaseExperimentTracker, job: str) -> str | None:
         try:
@@ -202,8 +248,10 @@ class RunBridge:
                 self.warn("end", f"run {run.id} ended {status.value}, with trouble: {error}")
 
     def detach(self) -> None:
-        """Deliver everything and leave the run RUNNING for the job that resumes it."""
+        """Deliver everything and leave the run RUNNING for the job that resumes it; this
+        process logs no more (a requeued job repeats what comes after its checkpoint)."""
         with self._lock:
+            self._released = True
             run, self._run = self._run, None
             self._finish_uploads()
             _open_bridges.discard(self)
@@ -217,28 +265,36 @@ class RunBridge:
 
     def log_metrics(self, metrics: Mapping[Any, Any], step: int | None = None) -> None:
         """Log the numbers among ``metrics`` at ``step``; anything else is warned about once."""
-        run = self.start()
-        values: dict[str, float] = {}
-        for key, value in metrics.items():
-            name = self._metric_name(run, key)
-            number = None if name is None else self._number(name, value)
-            if number is not None:
-                values[name] = number  # type: ignore[index]  # name is set when number is
-        if not values:
-            return
         try:
-            run.log_metrics(values, step=step)
-        except TrackstackError as error:
+            run = self.start()
+            values: dict[str, float] = {}
+            for key, value in metrics.items():
+                name = self._metric_name(run, key)
+                number = None if name is None else self._number(name, value)
+                if name is not None and number is not None:
+                    values[name] = number
+            if values:
+                run.log_metrics(values, step=step)
+        except Exception as error:  # never the training's failure
             self.warn(f"metrics:{type(error).__name__}", f"metrics at step {step}: {error}")
 
-    def log_params(self, params: Mapping[Any, Any]) -> None:
+    def log_params(self, params: Any) -> None:
         """Set each (flattened) hyperparameter once; see the module's docstring for the rules."""
+        try:
+            self._log_params(vars(params) if isinstance(params, Namespace) else params)
+        except Exception as error:  # never the training's failure
+            self.warn(f"params:{type(error).__name__}", f"hyperparameters: {error}")
+
+    def _log_params(self, params: Any) -> None:
+        if not isinstance(params, Mapping):
+            self.warn("params:type", f"hyperparameters come as a {type(params).__name__}, "
+                      "not a dict; none is logged")  # fmt: skip
+            return
         run = self.start()
         known = run.params
         limit = self.tracker.capabilities.max_param_length
         new: dict[str, Any] = {}
         texts: dict[str, str] = {}
-        too_long: dict[str, str] = {}
         for key, raw in _flattened(params):
             name = self._key_name(key, "param")
             if name is None:
@@ -249,7 +305,7 @@ class RunBridge:
             except InvalidInputError as error:
                 self.warn(f"param:{name}", str(error))
                 continue
-            before = known.get(name, texts.get(name))
+            before = known.get(name, texts.get(name, self._long.get(name)))
             if before is not None:
                 if before != text:
                     self.warn(
@@ -260,20 +316,22 @@ class RunBridge:
                     )
                 continue
             if limit is not None and len(text) > limit:
-                too_long[name] = text
+                self._long[name] = text
+                self._log_long_param(run, name, text, limit)
                 continue
             new[name], texts[name] = value, text
-        if new:
-            try:
-                run.log_params(new)
-            except TrackstackError as error:
-                self.warn("params", f"hyperparameters not logged: {error}")
-        for name, text in too_long.items():
-            self._log_long_param(run, name, text, limit or 0)
+        if not new:
+            return
+        try:
+            run.log_params(new)
+        except TrackstackError:
+            for name, value in new.items():  # what one refused key took with it
+                try:
+                    run.log_params({name: value})
+                except TrackstackError as error:
+                    self.warn(f"param:{name}", f"hyperparameter {name!r} not logged: {error}")
 
     def _log_long_param(self, run: Run, name: str, text: str, limit: int) -> None:
-        if name in self._warned:
-            return
         folder = Path(tempfile.mkdtemp(prefix="trackstack-param-"))
         try:
             file = folder / f"{name.replace('/', '_')}.txt"
@@ -285,7 +343,7 @@ class RunBridge:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         self.warn(
-            f"param:{name}",
+            f"long:{name}",
             f"hyperparameter {name!r} has {len(text)} characters, more than the "
             f"{self.tracker.flavor} backend stores in a param ({limit}); its whole value {where}",
         )
@@ -293,6 +351,8 @@ class RunBridge:
     def upload(self, path: str | os.PathLike[str], artifact_path: str) -> None:
         """Upload a checkpoint file or folder in the background, as it is now."""
         run = self.start()
+        if run.discards:
+            return
         source = Path(path)
         try:
             staged = _snapshot(source)
@@ -376,14 +436,20 @@ class RunBridge:
             return None
 
 
-def _flattened(params: Mapping[Any, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Nested mappings flattened with dots, each key's secret masked."""
+def _flattened(
+    params: Mapping[Any, Any], prefix: str = "", depth: int = 0
+) -> Iterator[tuple[str, Any]]:
+    """Nested mappings flattened with dots; under a key that names a secret, the value
+    (whatever it is, a whole mapping too) is masked."""
     for key, value in params.items():
         name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping) and value and len(name) <= MAX_KEY_LENGTH:
-            yield from _flattened(value, name)
-        elif isinstance(value, str) and value and is_secret_key(str(key)):
+        if value is not None and is_secret_key(str(key)):
             yield name, MASKED
+        elif isinstance(value, Mapping) and value:
+            if depth < _MAX_DEPTH:
+                yield from _flattened(value, name, depth + 1)
+            else:
+                yield name, repr(value)  # as text: a mapping would be flattened further
         else:
             yield name, value
 
@@ -427,6 +493,11 @@ def _link_or_copy(source: str | os.PathLike[str], target: str | os.PathLike[str]
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
+
+
+def discarding_run(experiment: str | None) -> Run:
+    """A run that takes every call and keeps nothing: where a tracker could not start one."""
+    return load_tracker({"flavor": "local"})._discarding_run(0, experiment)
 
 
 def _slurm_job() -> str | None:

@@ -89,18 +89,18 @@ class TrackstackLogger(Logger):
 
     @property
     def version(self) -> str | None:
-        """The run's id, path-safe (None on ranks other than 0)."""
-        run_id = self.run_id
-        return None if run_id is None else _path_safe(run_id)
+        """The run's id, path-safe; Lightning asks for it on rank 0 when it places checkpoints,
+        which starts the run there (None on the other ranks)."""
+        if self.run_id is None:
+            _ = self.experiment  # Lightning's dummy experiment on other ranks
+        return None if self.run_id is None else _path_safe(self.run_id)
 
     @property
     def run_id(self) -> str | None:
-        """The run's id: started on first use on rank 0, kept after it ends."""
+        """The run's id once this process has started or resumed it (kept after it ends);
+        None before, and in a process that launched DDP spawn workers, which log alone."""
         run = self.bridge.current
-        if run is None and self.bridge.run_id is None:
-            started = self.experiment  # Lightning's dummy experiment on other ranks
-            run = started if isinstance(started, Run) else None
-        return run.id if run is not None else self.bridge.run_id
+        return run.id if run is not None and not run.discards else self.bridge.run_id
 
     @rank_zero_only
     def log_hyperparams(
@@ -129,6 +129,10 @@ class TrackstackLogger(Logger):
             *checkpoint_callback.best_k_models,
         }
         for path in sorted(p for p in paths if p):
+            if "://" in path:
+                self.bridge.warn("remote", f"checkpoint {path} is not on this machine's disk; "
+                                 "log_checkpoints uploads local checkpoints only")  # fmt: skip
+                continue
             try:
                 modified = Path(path).stat().st_mtime_ns
             except OSError:  # a checkpoint rotated away before this call

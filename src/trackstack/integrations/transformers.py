@@ -71,6 +71,8 @@ class TrackstackCallback(TrainerCallback):
             tags=tags,
             log_checkpoints=log_checkpoints,
         )
+        self._saved: str | None = None
+        """The checkpoint folder saved last, uploaded at the next step."""
 
     @property
     def run(self) -> Run:
@@ -96,6 +98,8 @@ class TrackstackCallback(TrainerCallback):
         saved = stored.get(STATE_KEY)
         if self.bridge.current is None and isinstance(saved, Mapping) and saved.get("run_id"):
             self.bridge.run_id = str(saved["run_id"])  # resuming from a checkpoint
+        elif state.is_hyper_param_search and self.bridge.current is None:
+            self.bridge.run_id = None  # each trial of a search is a run of its own
         run = self.bridge.start()
         stored[STATE_KEY] = {"run_id": run.id}
         params: dict[str, Any] = args.to_dict()  # type: ignore[no-untyped-call]  # masks *_token
@@ -119,12 +123,23 @@ class TrackstackCallback(TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         if state.is_world_process_zero and self.bridge.log_checkpoints:
-            folder = os.path.join(args.output_dir or ".", f"checkpoint-{state.global_step}")
-            if os.path.isdir(folder):
-                self.bridge.upload(folder, "checkpoints")
+            # Taken at the next step (or the end): by then every rank has written its part
+            # of the folder (its RNG state, its shards), which on_save does not wait for.
+            self._saved = os.path.join(args.output_dir or ".", f"checkpoint-{state.global_step}")
+
+    def on_step_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._upload_saved()
 
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         if state.is_world_process_zero:
+            self._upload_saved()
             self.bridge.end(RunStatus.FINISHED)
+
+    def _upload_saved(self) -> None:
+        folder, self._saved = self._saved, None
+        if folder is not None and os.path.isdir(folder):
+            self.bridge.upload(folder, "checkpoints")

@@ -27,7 +27,7 @@ from trackstack import config as configs
 from trackstack.errors import MissingExtraError, TrackstackError
 from trackstack.experiment_trackers import BaseExperimentTracker as TrackstackTracker
 from trackstack.experiment_trackers import StepRunInfo as TrackstackStepInfo
-from trackstack.integrations.bridge import require
+from trackstack.integrations.bridge import discarding_run, require
 from trackstack.registry import get_flavor
 from trackstack.run import Run
 
@@ -68,6 +68,7 @@ class TrackstackExperimentTrackerConfig(BaseExperimentTrackerConfig):
     ``{{secret.key}}`` references, never in ``tracker_config``."""
 
     tracker_config: str | dict[str, Any]
+    """A path (read at registration) or the mapping itself; held as the mapping."""
     tracking_username: str | None = SecretField(default=None)
     tracking_password: str | None = SecretField(default=None)
     tracking_token: str | None = SecretField(default=None)
@@ -75,15 +76,19 @@ class TrackstackExperimentTrackerConfig(BaseExperimentTrackerConfig):
 
     @field_validator("tracker_config")
     @classmethod
-    def _check_tracker_config(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        data, origin, _ = _source(value)
+    def _check_tracker_config(cls, value: str | dict[str, Any]) -> dict[str, Any]:
+        # A file is read once, here, when the component is registered: the component then
+        # holds the mapping itself, so a step in another folder or an image has no file to find.
+        data, origin, folder = _source(value)
+        if not isinstance(data, dict):
+            raise ValueError(f"tracker_config: {origin} holds no mapping")
         try:
-            configs._build(data, origin, _folder(value))
+            built = configs._build(data, origin, folder)
         except MissingExtraError:
-            pass  # the image that runs the steps gets the extra: see ``requirements``
+            return data  # the image that runs the steps gets the extra: see ``requirements``
         except TrackstackError as error:
             raise ValueError(f"tracker_config: {error}") from None
-        return value
+        return _resolved_paths(data, built)
 
 
 class TrackstackExperimentTracker(BaseExperimentTracker):
@@ -125,7 +130,7 @@ class TrackstackExperimentTracker(BaseExperimentTracker):
                 "trackstack: cannot start a run for step %s (%s); the step runs on, its "
                 "calls to active_run() are discarded", step.step_name, error,
             )  # fmt: skip
-            _active.run = _discarding(step)
+            _active.run = discarding_run(step.pipeline_name)
 
     def get_step_run_metadata(self, info: StepRunInfo) -> dict[str, MetadataType]:
         step = _step_info(info)
@@ -200,11 +205,6 @@ def _step_info(info: StepRunInfo) -> TrackstackStepInfo:
     )
 
 
-def _discarding(step: TrackstackStepInfo) -> Run:
-    stand_in = configs.load_tracker({"flavor": "local"})
-    return stand_in._discarding_run(0, step.pipeline_name)
-
-
 def _source(value: str | Mapping[str, Any]) -> tuple[Any, str, Path | None]:
     """The config's data, where it came from, and the folder its relative paths start at."""
     if isinstance(value, Mapping):
@@ -222,8 +222,26 @@ def _source(value: str | Mapping[str, Any]) -> tuple[Any, str, Path | None]:
         raise ValueError(f"tracker_config: {error}") from None
 
 
-def _folder(value: str | Mapping[str, Any]) -> Path | None:
-    return _source(value)[2]
+def _resolved_paths(data: dict[str, Any], built: TrackstackTracker) -> dict[str, Any]:
+    """``data`` with each relative path as the tracker resolved it (against the file's
+    folder), so that the mapping means the same wherever a step runs."""
+    if "experiment_trackers" in data:
+        members = [_resolved_paths(dict(m), member) if isinstance(m, Mapping) else m
+                   for m, member in zip(data["experiment_trackers"],
+                                        getattr(built, "trackers", []), strict=False)]  # fmt: skip
+        return {**data, "experiment_trackers": members}
+    if isinstance(data.get("experiment_tracker"), Mapping):
+        inner = _resolved_paths(dict(data["experiment_tracker"]), built)
+        return {**data, "experiment_tracker": inner}
+    config = data.get("config")
+    if not isinstance(config, Mapping):
+        return data
+    resolved = {
+        key: str(getattr(built.config, key))
+        for key, raw in config.items()
+        if isinstance(getattr(built.config, key, None), Path) and "${" not in str(raw)
+    }
+    return {**data, "config": {**config, **resolved}}
 
 
 def _flavors(data: Any) -> list[str]:

@@ -82,6 +82,12 @@ class RunState:
         self._unread_summaries.clear()
         return self._synced
 
+    def resumed(self) -> RunState:
+        """This state as a resumed run's next file continues it: no exit, no sync marker yet."""
+        _ = self.synced  # what is unread folds in first
+        self.exit_code, self._synced = None, 0
+        return self
+
     def add(self, raw: bytes) -> None:
         """Fold in one serialized record; kinds that say nothing about the run are skipped."""
         kind = _kind(raw)

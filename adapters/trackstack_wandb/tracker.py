@@ -159,6 +159,7 @@ class WandbExperimentTracker(BaseExperimentTracker):
         tags = {**settings.tags, **request.tags}
         resuming: dict[str, Any] = {}
         summary: dict[str, MetricPoint] = {}
+        state = RunState()
         if request.resume_id is not None:
             # W&B resumes offline runs into a new run file; the old ones keep the rest.
             state = read_state(self._run_files(request.resume_id))
@@ -184,7 +185,9 @@ class WandbExperimentTracker(BaseExperimentTracker):
         with translated_errors("declare trackstack's step as every metric's x-axis"):
             run.define_metric("*", step_metric=STEP_KEY)
         offline = run.settings.mode == "offline"
-        log = RunLog(Path(run.settings.sync_file)) if offline else None
+        # A resumed run's live state starts from its earlier files, so that reading it while
+        # it is open shows all of it, as reading its files after the end does.
+        log = RunLog(Path(run.settings.sync_file), state.resumed()) if offline else None
         with self._live_lock:
             self._live[run.id] = _LiveRun(
                 run, log, tags, request.parent_id, params, summary=summary

@@ -141,6 +141,10 @@ class Run:
             )
         _live_runs.add(self)
         install_sigterm_handler()
+        # Runs at exit before the SDKs' own exit hooks registered since (wandb's tears down
+        # its service): the runs' last calls still need them.
+        atexit.unregister(_close_live_runs)
+        atexit.register(_close_live_runs)
 
     def __repr__(self) -> str:
         return (

@@ -372,3 +372,40 @@ def test_readme_wandb_config_loads(isolated_cwd: Path, monkeypatch: pytest.Monke
     assert config.dir == Path("/scratch/wandb")
     assert config.api_key is not None
     assert config.api_key.get_secret_value() == KEY
+
+
+def test_a_resumed_run_read_while_open_shows_all_its_files(
+    offline: WandbExperimentTracker,
+) -> None:
+    with offline.start_run(experiment="resumed") as first:
+        first.log_params({"lr": 0.1})
+        first.log_metrics({"loss": 1.0}, step=0)
+    again = offline.start_run(run_id=first.id)
+    again.log_metrics({"loss": 0.5}, step=1)
+    while_open = offline.get_run(first.id)  # a Trainer's evaluate() after train() reads so
+    again.end()
+    assert while_open.status is RunStatus.RUNNING
+    assert while_open.params == {"lr": "0.1"}
+    assert [p.step for p in while_open.metrics["loss"]] == [0, 1]
+    assert offline.get_run(first.id).metrics == while_open.metrics
+
+
+def test_a_run_a_bridge_ends_at_exit_is_ended_before_wandb_tears_down(tmp_path: Path) -> None:
+    # wandb registers its own exit hook when a run starts; trackstack's must run first.
+    script = tmp_path / "late.py"
+    script.write_text(
+        "import sys, trackstack\n"
+        "from trackstack.integrations.bridge import RunBridge\n"
+        f"tracker = trackstack.load_tracker({{'flavor': 'wandb', 'config': "
+        f"{{'mode': 'offline', 'dir': {str(tmp_path / 'runs')!r}}}}})\n"
+        "bridge = RunBridge('testing', tracker)\n"
+        "bridge.log_metrics({'loss': 1.0}, step=0)\n"
+        "print(bridge.run_id)\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "refused" not in result.stderr
+    tracker = build(mode="offline", dir=tmp_path / "runs")
+    record = tracker.get_run(result.stdout.split()[-1])
+    assert record.status is RunStatus.FINISHED
+    assert record.metrics["loss"][0].value == 1.0

@@ -187,6 +187,9 @@ class RunBridge:
             if not self._run.discards:
                 self.run_id = self._run.id
                 _open_bridges.add(self)
+                # Before the runs' own exit handling (registered again as each run starts).
+                atexit.unregister(_end_open_bridges)
+                atexit.register(_end_open_bridges)
             return self._run
 
     def _started(self, tracker: BaseExperimentTracker) -> Run:

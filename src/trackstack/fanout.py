@@ -32,7 +32,6 @@ from trackstack.enums import RunStatus
 from trackstack.errors import (
     BackendError,
     InvalidInputError,
-    ParamConflictError,
     RunNotFoundError,
     TrackstackError,
     UnsupportedOperationError,
@@ -47,7 +46,7 @@ from trackstack.experiment_trackers import (
 )
 from trackstack.ranks import process_rank
 from trackstack.records import MetricPoint, RunRecord
-from trackstack.run import Run, check_backend_keys, check_lengths, coerce_status
+from trackstack.run import Run, check_backend_keys, check_lengths, coerce_status, unset_params
 from trackstack.stack import StackComponent
 from trackstack.validation import (
     ParamValue,
@@ -439,16 +438,7 @@ class FanOutRun(Run):
         flat = flatten_params(params)
         check_lengths({k: v.text for k, v in flat.items()}, self._caps.max_param_length, "param")
         self._check_open()
-        new = {}
-        for key, param in flat.items():
-            known = self._params.get(key)
-            if known is None:
-                new[key] = param
-            elif known != param.text:
-                raise ParamConflictError(
-                    f"param {key!r} of run {self.id} is already {known!r}; it cannot change to "
-                    f"{param.text!r}. Log the new value under another name or start a new run"
-                )
+        new = unset_params(self.id, self._params, flat)
         for member, _ in self.members:
             member.check_params(self._params, new)
         self._params.update((key, param.text) for key, param in new.items())

@@ -45,7 +45,7 @@ from trackstack.validation import (
     tag_values,
 )
 
-__all__ = ["Run", "coerce_status"]
+__all__ = ["Run", "coerce_status", "unset_params"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,24 @@ def coerce_status(status: RunStatus | str) -> RunStatus:
             f"cannot end a run with status {status!r}; use one of FINISHED, FAILED, KILLED"
         )
     return final
+
+
+def unset_params(
+    run_id: str, known: Mapping[str, str], flat: Mapping[str, ParamValue]
+) -> dict[str, ParamValue]:
+    """The params of ``flat`` the run does not hold yet; one it holds with another value is
+    a ``ParamConflictError`` (the same value again is nothing)."""
+    new: dict[str, ParamValue] = {}
+    for key, param in flat.items():
+        before = known.get(key)
+        if before is None:
+            new[key] = param
+        elif before != param.text:
+            raise ParamConflictError(
+                f"param {key!r} of run {run_id} is already {before!r}; it cannot change to "
+                f"{param.text!r}. Log the new value under another name or start a new run"
+            )
+    return new
 
 
 def check_lengths(values: Mapping[str, str], limit: int | None, kind: str) -> None:
@@ -185,17 +203,7 @@ class Run:
         check_lengths({k: v.text for k, v in flat.items()}, caps.max_param_length, "param")
         with self._lock:
             self._check_open()
-            new: dict[str, ParamValue] = {}
-            for key, param in flat.items():
-                known = self._params.get(key)
-                if known is None:
-                    new[key] = param
-                elif known != param.text:
-                    raise ParamConflictError(
-                        f"param {key!r} of run {self.id} is already {known!r}; it cannot "
-                        f"change to {param.text!r}. Log the new value under another name "
-                        "or start a new run"
-                    )
+            new = unset_params(self.id, self._params, flat)
             if new:
                 self._tracker.check_params(self._params, new)
             self._params.update((key, param.text) for key, param in new.items())
